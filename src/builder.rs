@@ -1,0 +1,222 @@
+//! [`Builder`]: the settings of a cache, and starting its filler thread.
+
+use crate::cache::StreamCache;
+use crate::filler::{ChunkReader, Filler};
+use crate::range::invalid_input;
+use crate::shared::Shared;
+use crate::storage::{Layout, Writer};
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+
+const DEFAULT_MEMORY_LIMIT: usize = 8 << 20;
+const DEFAULT_CHUNK_SIZE: usize = 64 << 10;
+const DEFAULT_THREAD_NAME: &str = "streamcache-filler";
+
+/// Settings for a [`StreamCache`], then [`spawn`](Builder::spawn) to start reading.
+///
+/// # Examples
+///
+/// ```
+/// use streamcache::StreamCache;
+///
+/// let cache = StreamCache::builder()
+///     .memory_limit(64 << 10)           // spill to a temp file past 64 KiB
+///     .temp_dir(std::env::temp_dir())
+///     .expected_len(1 << 20)            // e.g. from Content-Length
+///     .max_len(1 << 30)                 // refuse streams over 1 GiB
+///     .chunk_size(16 << 10)             // read the source 16 KiB at a time
+///     .thread_name("download")
+///     .spawn(std::io::Read::take(std::io::repeat(1), 1 << 20))?;
+/// assert_eq!(cache.wait_complete()?, 1 << 20);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    memory_limit: usize,
+    temp_dir: Option<PathBuf>,
+    expected_len: Option<u64>,
+    max_len: Option<u64>,
+    chunk_size: usize,
+    thread_name: Option<String>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            temp_dir: None,
+            expected_len: None,
+            max_len: None,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            thread_name: None,
+        }
+    }
+}
+
+impl Builder {
+    /// Keeps up to `bytes` of the stream in anonymous memory (default 8 MiB); the rest goes to a
+    /// memory-mapped temp file. `0` spills at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = streamcache::StreamCache::builder().memory_limit(0).spawn(&b"x"[..])?;
+    /// assert_eq!(cache.slice(..)?, b"x");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn memory_limit(mut self, bytes: usize) -> Builder {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// Where the spill file is created (default [`std::env::temp_dir`]). The file is unnamed:
+    /// nothing is left there, even if the process dies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = streamcache::StreamCache::builder()
+    ///     .temp_dir(std::env::temp_dir())
+    ///     .spawn(&b"x"[..])?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn temp_dir(mut self, dir: impl Into<PathBuf>) -> Builder {
+        self.temp_dir = Some(dir.into());
+        self
+    }
+
+    /// A size hint (such as a Content-Length): sizes the first reservation of the spill file.
+    /// Only a hint: a stream longer or shorter completes with its true length.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = streamcache::StreamCache::builder().expected_len(10).spawn(&b"abc"[..])?;
+    /// assert_eq!(cache.wait_complete()?, 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn expected_len(mut self, len: u64) -> Builder {
+        self.expected_len = Some(len);
+        self
+    }
+
+    /// A cap: a stream of up to `len` bytes completes normally; past it the cache fails with
+    /// `ErrorKind::StorageFull` at offset `len`, every byte before it readable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// let cache = streamcache::StreamCache::builder().max_len(2).spawn(&b"abc"[..])?;
+    /// assert_eq!(cache.wait_complete().unwrap_err().kind(), ErrorKind::StorageFull);
+    /// assert_eq!(cache.slice(..2)?, b"ab");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_len(mut self, len: u64) -> Builder {
+        self.max_len = Some(len);
+        self
+    }
+
+    /// The largest single read from the source (default 64 KiB). Every read asks for at most
+    /// this many bytes, never 0. [`spawn`](Self::spawn) refuses 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = streamcache::StreamCache::builder().chunk_size(1).spawn(&b"abc"[..])?;
+    /// assert_eq!(cache.wait_complete()?, 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn chunk_size(mut self, bytes: usize) -> Builder {
+        self.chunk_size = bytes;
+        self
+    }
+
+    /// The filler thread's name (default `streamcache-filler`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = streamcache::StreamCache::builder().thread_name("fetch").spawn(&b""[..])?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
+        self.thread_name = Some(name.into());
+        self
+    }
+
+    /// Starts a filler thread that reads `source` into the cache.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `chunk_size` is 0; the OS error if the thread cannot be spawned.
+    /// Errors of the source and of the storage come later, to the readers that need the bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = streamcache::StreamCache::builder().spawn(&b"abc"[..])?;
+    /// assert_eq!(cache.slice(..)?, b"abc");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn(self, source: impl Read + Send + 'static) -> io::Result<StreamCache> {
+        self.start(move || source)
+    }
+
+    /// Starts a filler thread that copies the chunks of `chunks` into the cache, in order (the
+    /// shape of an HTTP client's body chunks). An empty chunk is skipped; an `Err` chunk fails
+    /// the stream at that point; the iterator's end is the stream's end. The chunks are made
+    /// and dropped on the filler thread, so `B` need not be `Send`.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let chunks = vec![Ok::<_, std::io::Error>("ab"), Ok(""), Ok("c")];
+    /// let cache = streamcache::StreamCache::builder().spawn_chunks(chunks)?;
+    /// assert_eq!(cache.slice(..)?, b"abc");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn_chunks<I, B>(self, chunks: I) -> io::Result<StreamCache>
+    where
+        I: IntoIterator<Item = io::Result<B>>,
+        I::IntoIter: Send + 'static,
+        B: AsRef<[u8]>,
+    {
+        let chunks = chunks.into_iter();
+        self.start(move || ChunkReader::new(chunks))
+    }
+
+    /// Spawns the filler over the source that `open` makes on the filler thread.
+    fn start<R: Read>(self, open: impl FnOnce() -> R + Send + 'static) -> io::Result<StreamCache> {
+        if self.chunk_size == 0 {
+            return Err(invalid_input("chunk_size must be at least 1".to_owned()));
+        }
+        let shared = Arc::new(Shared::new(self.expected_len));
+        let filler = Filler {
+            shared: Arc::clone(&shared),
+            writer: Writer::new(Layout {
+                memory_limit: self.memory_limit,
+                temp_dir: self.temp_dir.unwrap_or_else(std::env::temp_dir),
+                expected_len: self.expected_len,
+                max_len: self.max_len,
+            }),
+            chunk_size: self.chunk_size,
+            max_len: self.max_len,
+        };
+        let cache = StreamCache::from_shared(shared);
+        thread::Builder::new()
+            .name(
+                self.thread_name
+                    .unwrap_or_else(|| DEFAULT_THREAD_NAME.to_owned()),
+            )
+            .spawn(move || filler.run(open))?;
+        Ok(cache)
+    }
+}

@@ -1,0 +1,611 @@
+//! [`StreamCache`]: the shared handle over one stream, and [`Status`].
+
+use crate::builder::Builder;
+use crate::range::{invalid_input, Span};
+use crate::reader::Reader;
+use crate::shared::Shared;
+use crate::watermark::Phase;
+use bytes::Bytes;
+use std::fmt;
+use std::io::{self, Read};
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a stream stands, as seen by [`StreamCache::status`].
+///
+/// # Examples
+///
+/// ```
+/// use streamcache::{Status, StreamCache};
+///
+/// let cache = StreamCache::new(&b"hello"[..])?;
+/// cache.wait_complete()?;
+/// assert_eq!(cache.status(), Status::Complete { len: 5 });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The source is still being read; `available` bytes can be read now.
+    Filling {
+        /// Bytes published so far.
+        available: u64,
+    },
+    /// The source ended; the stream is `len` bytes long.
+    Complete {
+        /// The stream's final length.
+        len: u64,
+    },
+    /// The source failed after `available` bytes, which stay readable.
+    Failed {
+        /// Bytes published before the failure.
+        available: u64,
+        /// The kind of the source's error.
+        error: io::ErrorKind,
+    },
+}
+
+/// One byte stream, read once by a background filler thread, readable by many threads at once.
+///
+/// Cloning is cheap (an `Arc` clone) and every clone sees the same stream. Bytes become readable
+/// as soon as the filler has stored them; methods that need bytes not yet there wait for them
+/// (without spinning), and return the source's error if the source failed before them.
+///
+/// When every `StreamCache` and [`Reader`] of a stream is dropped, the filler stops at its next
+/// read and the storage is released (a [`Bytes`] from [`bytes`](Self::bytes) keeps only the
+/// storage alive, not the filler).
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Read;
+/// use streamcache::StreamCache;
+///
+/// let cache = StreamCache::new(std::io::repeat(7).take(1 << 20))?;
+/// let threads: Vec<_> = (0..4)
+///     .map(|_| {
+///         let mut reader = cache.reader();
+///         std::thread::spawn(move || {
+///             let mut sum = 0u64;
+///             let mut buf = [0u8; 4096];
+///             loop {
+///                 let n = reader.read(&mut buf)?;
+///                 if n == 0 {
+///                     return Ok::<_, std::io::Error>(sum);
+///                 }
+///                 sum += buf[..n].iter().map(|&b| u64::from(b)).sum::<u64>();
+///             }
+///         })
+///     })
+///     .collect();
+/// for t in threads {
+///     assert_eq!(t.join().unwrap()?, 7 << 20);
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct StreamCache {
+    handle: Arc<Handle>,
+}
+
+/// The part only `StreamCache`s (and the `Reader`s that hold one) own: when the last one drops,
+/// the filler is told to stop (invariant 6).
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.cancel();
+    }
+}
+
+impl StreamCache {
+    /// Starts reading `source` on a new filler thread with the default settings (8 MiB in
+    /// memory, then a temp file in [`std::env::temp_dir`]).
+    ///
+    /// # Errors
+    ///
+    /// If the filler thread cannot be spawned. Errors of the source come later, from the reads
+    /// that need the bytes it failed to deliver.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"abc"[..])?;
+    /// assert_eq!(cache.slice(..)?, b"abc");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new(source: impl Read + Send + 'static) -> io::Result<StreamCache> {
+        Builder::default().spawn(source)
+    }
+
+    /// A [`Builder`] for the settings: memory limit, temp dir, hints, caps, chunk size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::builder()
+    ///     .memory_limit(1 << 20)
+    ///     .spawn(&b"abc"[..])?;
+    /// assert_eq!(cache.wait_complete()?, 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> StreamCache {
+        StreamCache {
+            handle: Arc::new(Handle { shared }),
+        }
+    }
+
+    #[inline]
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+
+    /// A [`Reader`] with its cursor at the start of the stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello"[..])?;
+    /// let mut text = String::new();
+    /// cache.reader().read_to_string(&mut text)?;
+    /// assert_eq!(text, "hello");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn reader(&self) -> Reader {
+        self.reader_at(0)
+    }
+
+    /// A [`Reader`] with its cursor at `offset` (which may be past the end: reads then return 0).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello"[..])?;
+    /// let mut text = String::new();
+    /// cache.reader_at(3).read_to_string(&mut text)?;
+    /// assert_eq!(text, "lo");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn reader_at(&self, offset: u64) -> Reader {
+        Reader::new(self.clone(), offset)
+    }
+
+    /// Copies bytes at `offset` into `buf`, waiting until at least one byte there has arrived.
+    /// Returns how many were copied: fewer than `buf.len()` when fewer are available yet, and
+    /// `Ok(0)` at or past the end of the stream (or for an empty `buf`).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `offset + buf.len()` overflows `u64`; the source's error if the source
+    /// failed at or before `offset`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello world"[..])?;
+    /// let mut buf = [0u8; 5];
+    /// let n = cache.read_at(6, &mut buf)?;
+    /// assert_eq!(&buf[..n], &b"world"[..n]);
+    /// cache.wait_complete()?;
+    /// assert_eq!(cache.read_at(11, &mut buf)?, 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        check_len(offset, buf.len())?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let available = self.wait_for(offset + 1)?;
+        if available <= offset {
+            return Ok(0);
+        }
+        let n = (available - offset).min(buf.len() as u64) as usize;
+        let bytes = self
+            .shared()
+            .published(offset, offset + n as u64)
+            .expect("waited for these bytes");
+        buf[..n].copy_from_slice(bytes);
+        Ok(n)
+    }
+
+    /// Fills all of `buf` with the bytes at `offset`, waiting for them.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `offset + buf.len()` overflows; `UnexpectedEof` if the stream ends
+    /// before `buf` is full; the source's error if it failed before then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello world"[..])?;
+    /// let mut buf = [0u8; 5];
+    /// cache.read_exact_at(6, &mut buf)?;
+    /// assert_eq!(&buf, b"world");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_len(offset, buf.len())?;
+        let end = offset + buf.len() as u64;
+        let available = self.wait_for(end)?;
+        if available < end {
+            return Err(past_end(offset, end, available));
+        }
+        buf.copy_from_slice(self.shared().published(offset, end).expect("waited"));
+        Ok(())
+    }
+
+    /// The bytes in `range`, without copying, once all of them have arrived. `..` and `a..`
+    /// wait for the end of the stream.
+    ///
+    /// The slice points into the cache's storage and stays valid, unchanged, as long as this
+    /// handle is borrowed.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an inverted or overflowing range; `UnexpectedEof` if the range ends past
+    /// the end of the stream; the source's error if it failed before the range's end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello world"[..])?;
+    /// assert_eq!(cache.slice(6..11)?, b"world");
+    /// assert_eq!(cache.slice(..5)?, b"hello");
+    /// assert_eq!(cache.slice(..)?.len(), 11);
+    /// assert_eq!(cache.slice(6..20).unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn slice(&self, range: impl RangeBounds<u64>) -> io::Result<&[u8]> {
+        let span = Span::new(&range)?;
+        let end = match span.end {
+            Some(end) => {
+                let available = self.wait_for(end)?;
+                if available < end {
+                    return Err(past_end(span.start, end, available));
+                }
+                end
+            }
+            None => {
+                let len = self.wait_complete()?;
+                if span.start > len {
+                    return Err(past_end(span.start, span.start, len));
+                }
+                len
+            }
+        };
+        Ok(self
+            .shared()
+            .published(span.start, end)
+            .expect("waited for these bytes"))
+    }
+
+    /// The bytes in `range` if they have all arrived, without waiting. `None` for an inverted
+    /// range, and for an open-ended range before the stream is complete.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello"[..])?;
+    /// cache.wait_complete()?;
+    /// assert_eq!(cache.try_slice(1..3), Some(&b"el"[..]));
+    /// assert_eq!(cache.try_slice(3..9), None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_slice(&self, range: impl RangeBounds<u64>) -> Option<&[u8]> {
+        let span = Span::new(&range).ok()?;
+        let end = match span.end {
+            Some(end) => end,
+            None => self.len()?,
+        };
+        self.shared().published(span.start, end)
+    }
+
+    /// The bytes in `range` as a [`Bytes`] that shares the cache's storage (no copy), waiting
+    /// like [`slice`](Self::slice). The `Bytes` keeps the storage alive after every handle is
+    /// dropped (but not the filler: with only `Bytes` left, reading the source stops).
+    ///
+    /// # Errors
+    ///
+    /// As [`slice`](Self::slice).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello world"[..])?;
+    /// let world = cache.bytes(6..)?;
+    /// drop(cache);
+    /// assert_eq!(world, "world");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bytes(&self, range: impl RangeBounds<u64>) -> io::Result<Bytes> {
+        let slice = self.slice(range)?;
+        Ok(crate::zero_copy::share(&self.handle.shared, slice))
+    }
+
+    /// Waits until `offset` bytes are available or the stream has ended, and returns how many
+    /// bytes are available (below `offset` only if the stream ended there).
+    ///
+    /// # Errors
+    ///
+    /// The source's error if it failed before `offset`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello"[..])?;
+    /// assert!(cache.wait_for(2)? >= 2);
+    /// assert_eq!(cache.wait_for(100)?, 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn wait_for(&self, offset: u64) -> io::Result<u64> {
+        Ok(self
+            .shared()
+            .mark
+            .wait_until(offset, None)?
+            .expect("an untimed wait ends decided"))
+    }
+
+    /// As [`wait_for`](Self::wait_for), without blocking a thread: the returned future registers
+    /// its waker and is woken when `offset` is reached or the stream ends. It works with any
+    /// executor; dropping it deregisters the waker.
+    ///
+    /// # Errors
+    ///
+    /// The source's error if it failed before `offset`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello"[..])?;
+    /// let available = futures_executor_block_on(cache.wait_for_async(5))?;
+    /// assert_eq!(available, 5);
+    /// # fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     // A minimal executor: park the thread until woken.
+    /// #     use std::task::{Context, Poll, Wake, Waker};
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn wait_for_async(
+        &self,
+        offset: u64,
+    ) -> impl std::future::Future<Output = io::Result<u64>> + Send + 'static {
+        crate::wait_async::WaitFor::new(Arc::clone(&self.handle.shared), offset)
+    }
+
+    /// As [`bytes`](Self::bytes), without blocking a thread while the range arrives.
+    ///
+    /// # Errors
+    ///
+    /// As [`slice`](Self::slice).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello"[..])?;
+    /// let fut = cache.bytes_async(1..3);
+    /// # let bytes = { use std::task::*; struct N; impl Wake for N { fn wake(self: std::sync::Arc<Self>) {} }
+    /// #   let w = Waker::from(std::sync::Arc::new(N)); let mut f = std::pin::pin!(fut);
+    /// #   loop { if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&w)) { break v; } std::thread::yield_now(); } };
+    /// assert_eq!(bytes?, "el");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bytes_async(
+        &self,
+        range: impl RangeBounds<u64>,
+    ) -> impl std::future::Future<Output = io::Result<Bytes>> + Send + 'static {
+        let cache = self.clone();
+        let span = Span::new(&range);
+        async move {
+            let span = span?;
+            let target = span.end.unwrap_or(u64::MAX);
+            cache.wait_for_async(target).await?;
+            let end = span.end.map_or(Bound::Unbounded, Bound::Excluded);
+            cache.bytes((Bound::Included(span.start), end))
+        }
+    }
+
+    /// As [`wait_for`](Self::wait_for), but gives up after `timeout` and returns `Ok(None)`.
+    ///
+    /// # Errors
+    ///
+    /// The source's error if it failed before `offset`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamcache::StreamCache;
+    ///
+    /// // A source that never ends while its sender lives.
+    /// let (tx, rx) = std::sync::mpsc::channel::<std::io::Result<Vec<u8>>>();
+    /// let cache = StreamCache::builder().spawn_chunks(rx.into_iter())?;
+    /// assert_eq!(cache.wait_for_timeout(1, Duration::from_millis(10))?, None);
+    /// tx.send(Ok(b"hi".to_vec())).unwrap();
+    /// drop(tx);
+    /// assert_eq!(cache.wait_for_timeout(1, Duration::from_secs(60))?, Some(2));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn wait_for_timeout(&self, offset: u64, timeout: Duration) -> io::Result<Option<u64>> {
+        // A timeout too long to represent as an `Instant` means waiting as long as it takes.
+        let deadline = Instant::now().checked_add(timeout);
+        self.shared().mark.wait_until(offset, deadline)
+    }
+
+    /// Waits for the end of the stream and returns its length.
+    ///
+    /// # Errors
+    ///
+    /// The source's error if it failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello"[..])?;
+    /// assert_eq!(cache.wait_complete()?, 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn wait_complete(&self) -> io::Result<u64> {
+        self.wait_for(u64::MAX)
+    }
+
+    /// How many bytes are readable now. Never waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello"[..])?;
+    /// cache.wait_complete()?;
+    /// assert_eq!(cache.available(), 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[inline]
+    pub fn available(&self) -> u64 {
+        self.shared().mark.available()
+    }
+
+    /// The stream's length once the source has ended; `None` while filling or after a failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello"[..])?;
+    /// cache.wait_complete()?;
+    /// assert_eq!(cache.len(), Some(5));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn len(&self) -> Option<u64> {
+        match self.shared().mark.phase() {
+            Phase::Complete { len } => Some(len),
+            _ => None,
+        }
+    }
+
+    /// True once the stream has ended and its length is known (not after a failure).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(std::io::empty())?;
+    /// cache.wait_complete()?;
+    /// assert!(cache.is_complete());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_complete(&self) -> bool {
+        self.len().is_some()
+    }
+
+    /// The length hint given to [`Builder::expected_len`], if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::builder().expected_len(5).spawn(&b"hello"[..])?;
+    /// assert_eq!(cache.expected_len(), Some(5));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn expected_len(&self) -> Option<u64> {
+        self.shared().expected_len
+    }
+
+    /// Where the stream stands now. Never waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Error, ErrorKind};
+    /// use streamcache::{Status, StreamCache};
+    ///
+    /// let chunks = vec![Ok(b"abc".to_vec()), Err(Error::new(ErrorKind::ConnectionReset, "gone"))];
+    /// let cache = StreamCache::builder().spawn_chunks(chunks)?;
+    /// assert!(cache.wait_complete().is_err());
+    /// assert_eq!(
+    ///     cache.status(),
+    ///     Status::Failed { available: 3, error: ErrorKind::ConnectionReset }
+    /// );
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn status(&self) -> Status {
+        match self.shared().mark.phase() {
+            Phase::Filling { available } => Status::Filling { available },
+            Phase::Complete { len } => Status::Complete { len },
+            Phase::Failed { available, error } => Status::Failed { available, error },
+        }
+    }
+}
+
+impl fmt::Debug for StreamCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamCache")
+            .field("status", &self.status())
+            .field("expected_len", &self.expected_len())
+            .finish()
+    }
+}
+
+/// `offset + len` must fit in `u64`.
+pub(crate) fn check_len(offset: u64, len: usize) -> io::Result<()> {
+    match offset.checked_add(len as u64) {
+        Some(_) => Ok(()),
+        None => Err(invalid_input(format!(
+            "offset {offset} + length {len} overflows u64"
+        ))),
+    }
+}
+
+fn past_end(start: u64, end: u64, len: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("range {start}..{end} ends past the end of the stream ({len} bytes)"),
+    )
+}

@@ -1,0 +1,136 @@
+//! [`Reader`]: a cursor over a [`StreamCache`], with `Read`, `BufRead` and `Seek`.
+
+use crate::cache::StreamCache;
+use crate::range::invalid_input;
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
+
+/// A cursor over a [`StreamCache`]: `Read + BufRead + Seek`, blocking only for bytes that have
+/// not arrived yet.
+///
+/// [`fill_buf`](BufRead::fill_buf) hands out the cache's own memory (no copy): everything
+/// available from the cursor on. Seeking past the end is allowed (reads then return 0);
+/// [`SeekFrom::End`] waits for the end of the stream. Clones have their own cursor.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{BufRead, Read, Seek, SeekFrom};
+/// use streamcache::StreamCache;
+///
+/// let cache = StreamCache::new(&b"first line\nsecond line\n"[..])?;
+/// let mut reader = cache.reader();
+/// let mut line = String::new();
+/// reader.read_line(&mut line)?;
+/// assert_eq!(line, "first line\n");
+///
+/// reader.seek(SeekFrom::End(-5))?;
+/// let mut tail = String::new();
+/// reader.read_to_string(&mut tail)?;
+/// assert_eq!(tail, "line\n");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Reader {
+    cache: StreamCache,
+    pos: u64,
+}
+
+impl Reader {
+    pub(crate) fn new(cache: StreamCache, pos: u64) -> Self {
+        Self { cache, pos }
+    }
+
+    /// The cursor's offset in the stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello"[..])?;
+    /// let mut reader = cache.reader();
+    /// reader.read_exact(&mut [0u8; 2])?;
+    /// assert_eq!(reader.position(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The cache this reader reads from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello"[..])?;
+    /// let reader = cache.reader();
+    /// assert_eq!(reader.cache().wait_complete()?, 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn cache(&self) -> &StreamCache {
+        &self.cache
+    }
+}
+
+impl Read for Reader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // A cursor seeked close to u64::MAX can read nothing more; never overflow.
+        let room = usize::try_from(u64::MAX - self.pos).unwrap_or(usize::MAX);
+        let len = buf.len().min(room);
+        let n = self.cache.read_at(self.pos, &mut buf[..len])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl BufRead for Reader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let mut available = self.cache.available();
+        if available <= self.pos {
+            let Some(next) = self.pos.checked_add(1) else {
+                return Ok(&[]);
+            };
+            available = self.cache.wait_for(next)?;
+            if available <= self.pos {
+                return Ok(&[]); // at or past the end
+            }
+        }
+        Ok(self
+            .cache
+            .try_slice(self.pos..available)
+            .expect("bytes below the mark are published"))
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = self.pos.saturating_add(amt as u64);
+    }
+}
+
+impl Seek for Reader {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let (base, delta) = match pos {
+            SeekFrom::Start(offset) => {
+                self.pos = offset;
+                return Ok(offset);
+            }
+            SeekFrom::Current(delta) => (self.pos, delta),
+            SeekFrom::End(delta) => (self.cache.wait_complete()?, delta),
+        };
+        match base.checked_add_signed(delta) {
+            Some(new) => {
+                self.pos = new;
+                Ok(new)
+            }
+            None => Err(invalid_input(format!(
+                "seek to {base} {delta:+} is before byte 0 or past u64::MAX"
+            ))),
+        }
+    }
+
+    fn stream_position(&mut self) -> io::Result<u64> {
+        Ok(self.pos)
+    }
+}

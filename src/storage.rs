@@ -1,0 +1,323 @@
+//! Where the bytes live: an anonymous arena up to `memory_limit`, then one unnamed, memory-mapped
+//! temp file holding the whole stream `[0, len)` contiguously.
+//!
+//! [`Storage`] is the shared, read side: the base address of the newest region, and every region
+//! ever installed, kept mapped until the storage itself is dropped (invariant 1). [`Writer`] is the
+//! filler's side: it alone decides where the next bytes go, reserves file space before anything
+//! is written through the mapping (invariant 5), and hands out raw regions at or above the mark
+//! (invariant 2).
+
+use memmap2::{MmapOptions, MmapRaw};
+use parking_lot::Mutex;
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+/// Address space reserved for the first file mapping on 64-bit targets. Mapping far past the end
+/// of the file costs nothing but address space, and lets the file grow under one mapping.
+#[cfg(target_pointer_width = "64")]
+const FIRST_MAP_LEN: u64 = 64 << 30;
+#[cfg(not(target_pointer_width = "64"))]
+const FIRST_MAP_LEN: u64 = 256 << 20;
+
+/// The smallest step the file's reservation grows by: small steps cost 3× here (DESIGN.md).
+const MIN_RESERVE_STEP: u64 = 256 << 20;
+/// The largest step: reserving far more than the stream needs wastes disk.
+const MAX_RESERVE_STEP: u64 = 1 << 30;
+
+/// One mapping: the arena, or one mapping of the spill file.
+#[derive(Debug)]
+struct Region {
+    /// Never read: held so the mapping outlives every slice into it.
+    _map: MmapRaw,
+}
+
+/// The read side, shared by every handle, every `Bytes` and the filler.
+#[derive(Debug)]
+pub(crate) struct Storage {
+    /// Base of the newest region. The region it points to covers every byte below any mark
+    /// published after it was stored (the writer installs a region before writing into it).
+    base: AtomicPtr<u8>,
+    /// Every region ever installed, unmapped only when the storage drops (invariant 1).
+    regions: Mutex<Vec<Region>>,
+}
+
+impl Storage {
+    pub(crate) fn new() -> Self {
+        Self {
+            base: AtomicPtr::new(ptr::null_mut()),
+            regions: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The bytes `[start, end)`.
+    ///
+    /// # Safety
+    ///
+    /// `start <= end`, and `end` is at or below a mark the caller loaded (with Acquire) from the
+    /// watermark before this call. Those bytes are written and never change again (invariant 1,
+    /// invariant 2), and the newest region, loaded here after that mark, covers them.
+    #[inline]
+    pub(crate) unsafe fn slice(&self, start: u64, end: u64) -> &[u8] {
+        debug_assert!(start <= end);
+        if start == end {
+            return &[];
+        }
+        // Acquire: pairs with the Release store in `install`, so the region is fully mapped.
+        let base = self.base.load(Ordering::Acquire);
+        debug_assert!(!base.is_null());
+        // SAFETY: by this function's contract `[start, end)` lies below a published mark, so the
+        // newest region covers it (invariant 1), its bytes are initialised and no longer written
+        // (invariant 2), and the region stays mapped as long as `self` (regions are only unmapped
+        // on drop). The offsets fit in `usize`: the region is that large.
+        unsafe { std::slice::from_raw_parts(base.add(start as usize), (end - start) as usize) }
+    }
+
+    /// Makes `map` the newest region and keeps it mapped until the storage drops.
+    fn install(&self, map: MmapRaw) -> *mut u8 {
+        let base = map.as_mut_ptr();
+        self.regions.lock().push(Region { _map: map });
+        self.base.store(base, Ordering::Release);
+        base
+    }
+
+    /// How many regions are mapped (tests).
+    #[allow(dead_code)]
+    pub(crate) fn region_count(&self) -> usize {
+        self.regions.lock().len()
+    }
+}
+
+/// What the writer needs to know about where to put the stream.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub(crate) memory_limit: usize,
+    pub(crate) temp_dir: PathBuf,
+    pub(crate) expected_len: Option<u64>,
+    pub(crate) max_len: Option<u64>,
+}
+
+/// The spill file and its one growing mapping.
+struct Spill {
+    file: File,
+    base: *mut u8,
+    /// Length of the newest mapping.
+    map_len: u64,
+    /// File bytes `[0, reserved)` are allocated on disk: writing there cannot raise SIGBUS.
+    reserved: u64,
+}
+
+/// The filler's side of the storage. Only the filler thread has one.
+pub(crate) struct Writer {
+    layout: Layout,
+    /// Bytes `[0, pos)` are written; the next write goes at `pos`.
+    pos: u64,
+    arena: Option<(*mut u8, u64)>,
+    spill: Option<Spill>,
+}
+
+// SAFETY: the raw pointers point into mappings owned by the shared `Storage`, which the filler
+// keeps alive with its own `Arc` for as long as the writer exists; a `Writer` is used by one
+// thread at a time (it moves into the filler thread once).
+unsafe impl Send for Writer {}
+
+impl Writer {
+    pub(crate) fn new(layout: Layout) -> Self {
+        Self {
+            layout,
+            pos: 0,
+            arena: None,
+            spill: None,
+        }
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    /// A region of at most `want` (> 0) bytes at `pos`, installed in `storage` and safe to
+    /// write. It may be shorter than `want` (at the end of the arena), never empty.
+    ///
+    /// The returned slice is above every published mark, so no reader can hold a reference into
+    /// it (invariant 2); it must be written and [`commit`](Self::commit)ted before publishing.
+    pub(crate) fn next_region(&mut self, storage: &Storage, want: usize) -> io::Result<&mut [u8]> {
+        debug_assert!(want > 0);
+        let want = want as u64;
+        let arena_cap = self.arena_capacity();
+        let (base, len) = if self.pos < arena_cap {
+            let base = self.arena(storage, arena_cap)?;
+            (base, want.min(arena_cap - self.pos))
+        } else {
+            let end = self.pos.checked_add(want).ok_or_else(too_long)?;
+            (self.spill(storage, end)?, want)
+        };
+        // SAFETY: `base` is the start of a live mapping (kept in `storage`) covering
+        // `[pos, pos + len)`: the arena is `arena_cap` long, the spill mapping was grown to `end`
+        // and that much of the file is reserved (invariant 5). Nothing else writes there
+        // (invariant 2: one writer) and no reader reads at or above `pos`, the next mark.
+        Ok(unsafe { std::slice::from_raw_parts_mut(base.add(self.pos as usize), len as usize) })
+    }
+
+    /// `n` bytes were written at `pos` through the last region.
+    pub(crate) fn commit(&mut self, n: usize) {
+        self.pos += n as u64;
+    }
+
+    fn arena_capacity(&self) -> u64 {
+        let limit = self.layout.memory_limit as u64;
+        match self.layout.max_len {
+            Some(max) => limit.min(max),
+            None => limit,
+        }
+    }
+
+    fn arena(&mut self, storage: &Storage, cap: u64) -> io::Result<*mut u8> {
+        if let Some((base, _)) = self.arena {
+            return Ok(base);
+        }
+        let len = usize::try_from(cap).map_err(|_| too_long())?;
+        let map = map_anon(len)?;
+        let base = storage.install(map);
+        self.arena = Some((base, cap));
+        Ok(base)
+    }
+
+    /// The spill mapping's base, with the file reserved and mapped up to `end`.
+    fn spill(&mut self, storage: &Storage, end: u64) -> io::Result<*mut u8> {
+        if self.spill.is_none() {
+            self.spill = Some(self.create_spill(storage, end)?);
+        }
+        let spill = self.spill.as_mut().expect("created above");
+        if end > spill.map_len {
+            let map_len = spill.map_len.saturating_mul(2).max(end);
+            let map_len = self
+                .layout
+                .max_len
+                .map_or(map_len, |max| map_len.min(max.max(end)));
+            let map = map_file(&spill.file, map_len)?;
+            spill.base = storage.install(map);
+            spill.map_len = map_len;
+        }
+        reserve(spill, end, &self.layout)?;
+        Ok(spill.base)
+    }
+
+    /// Creates the unnamed spill file (invariant 4), reserves and maps it, and copies the arena
+    /// into it so the whole stream is contiguous in the new mapping.
+    fn create_spill(&self, storage: &Storage, end: u64) -> io::Result<Spill> {
+        let dir = &self.layout.temp_dir;
+        let file = tempfile::tempfile_in(dir).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot create the spill file in {}: {e}", dir.display()),
+            )
+        })?;
+        let hint = self.layout.expected_len.unwrap_or(0).max(end);
+        let mut map_len = if hint <= FIRST_MAP_LEN * 16 {
+            FIRST_MAP_LEN.max(hint)
+        } else {
+            FIRST_MAP_LEN.max(end)
+        };
+        if let Some(max) = self.layout.max_len {
+            map_len = map_len.min(max.max(end));
+        }
+        let map = map_file(&file, map_len)?;
+        let mut spill = Spill {
+            file,
+            base: map.as_mut_ptr(),
+            map_len,
+            reserved: 0,
+        };
+        // The first reservation is sized by the hint when there is one.
+        reserve(&mut spill, hint.min(map_len).max(end), &self.layout)
+            .or_else(|_| reserve(&mut spill, end, &self.layout))?;
+        if let Some((arena, _)) = self.arena {
+            // SAFETY: the arena's `[0, pos)` is written and never written again; the file mapping
+            // is a different mapping, reserved up to `end >= pos`, not yet visible to readers.
+            unsafe { ptr::copy_nonoverlapping(arena, spill.base, self.pos as usize) };
+        }
+        storage.install(map);
+        Ok(spill)
+    }
+}
+
+/// Reserves file space up to at least `end`, in large steps (invariant 5). On a nearly full disk
+/// a large step may fail where the exact amount still fits: then only the exact amount is taken.
+fn reserve(spill: &mut Spill, end: u64, layout: &Layout) -> io::Result<()> {
+    if end <= spill.reserved {
+        return Ok(());
+    }
+    let step = spill.reserved.clamp(MIN_RESERVE_STEP, MAX_RESERVE_STEP);
+    let mut goal = end
+        .max(spill.reserved.saturating_add(step))
+        .min(spill.map_len);
+    if let Some(max) = layout.max_len {
+        goal = goal.min(max).max(end);
+    }
+    let result = allocate(&spill.file, spill.reserved, goal)
+        .or_else(|_| allocate(&spill.file, spill.reserved, end).map(|()| goal = end));
+    match result {
+        Ok(()) => {
+            spill.reserved = goal;
+            Ok(())
+        }
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!(
+                "cannot reserve {} bytes of spill file in {}: {e}",
+                end,
+                layout.temp_dir.display()
+            ),
+        )),
+    }
+}
+
+/// Allocates file blocks for `[from, to)` so that writing them through a mapping cannot fault.
+#[cfg(unix)]
+fn allocate(file: &File, from: u64, to: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let offset = libc::off_t::try_from(from).map_err(|_| too_long())?;
+    let len = libc::off_t::try_from(to - from).map_err(|_| too_long())?;
+    loop {
+        // SAFETY: a plain system call on a file descriptor we own; no memory is passed.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, len) };
+        match rc {
+            0 => return Ok(()),
+            libc::EINTR => continue,
+            code => return Err(io::Error::from_raw_os_error(code)),
+        }
+    }
+}
+
+fn map_file(file: &File, len: u64) -> io::Result<MmapRaw> {
+    let len = usize::try_from(len).map_err(|_| too_long())?;
+    MmapOptions::new().len(len).map_raw(file)
+}
+
+#[cfg(not(miri))]
+fn map_anon(len: usize) -> io::Result<MmapRaw> {
+    let map = MmapOptions::new().len(len).no_reserve_swap().map_anon()?;
+    #[cfg(target_os = "linux")]
+    {
+        // Fresh anonymous memory is page-fault bound; huge pages cut the faults 512-fold.
+        // Advice only: where it is refused the arena works the same.
+        let _ = map.advise(memmap2::Advice::HugePage);
+    }
+    Ok(MmapRaw::from(map))
+}
+
+/// Miri cannot run `mmap` with these flags; a plain anonymous mapping of the same shape will do.
+#[cfg(miri)]
+fn map_anon(len: usize) -> io::Result<MmapRaw> {
+    Ok(MmapRaw::from(MmapOptions::new().len(len).map_anon()?))
+}
+
+fn too_long() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        "the stream is too long to map into this address space",
+    )
+}
