@@ -388,10 +388,11 @@ impl StreamCache {
     /// use streamcache::StreamCache;
     ///
     /// let cache = StreamCache::new(&b"hello"[..])?;
-    /// let available = futures_executor_block_on(cache.wait_for_async(5))?;
+    /// let available = block_on(cache.wait_for_async(5))?;
     /// assert_eq!(available, 5);
-    /// # fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
-    /// #     // A minimal executor: park the thread until woken.
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     // The smallest executor: park the thread until the waker unparks it.
+    /// #     use std::future::Future;
     /// #     use std::task::{Context, Poll, Wake, Waker};
     /// #     struct Unpark(std::thread::Thread);
     /// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
@@ -423,11 +424,20 @@ impl StreamCache {
     /// use streamcache::StreamCache;
     ///
     /// let cache = StreamCache::new(&b"hello"[..])?;
-    /// let fut = cache.bytes_async(1..3);
-    /// # let bytes = { use std::task::*; struct N; impl Wake for N { fn wake(self: std::sync::Arc<Self>) {} }
-    /// #   let w = Waker::from(std::sync::Arc::new(N)); let mut f = std::pin::pin!(fut);
-    /// #   loop { if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&w)) { break v; } std::thread::yield_now(); } };
-    /// assert_eq!(bytes?, "el");
+    /// let bytes = block_on(cache.bytes_async(1..3))?;
+    /// assert_eq!(bytes, "el");
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::future::Future;
+    /// #     use std::task::{Context, Poll, Wake, Waker};
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn bytes_async(
@@ -520,6 +530,8 @@ impl StreamCache {
     /// assert_eq!(cache.len(), Some(5));
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    // `len` is `None` until the stream ends, so an `is_empty` would be ambiguous.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> Option<u64> {
         match self.shared().mark.phase() {
             Phase::Complete { len } => Some(len),

@@ -93,3 +93,8 @@ mod zero_copy;
 pub use builder::Builder;
 pub use cache::{Status, StreamCache};
 pub use reader::Reader;
+
+/// The README's example, compiled and run as a doc test so that it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
