@@ -367,11 +367,26 @@ impl StreamCache {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn wait_for(&self, offset: u64) -> io::Result<u64> {
+        self.spin_for(offset);
         Ok(self
             .shared()
             .mark
             .wait_until(offset, None)?
             .expect("an untimed wait ends decided"))
+    }
+
+    /// Spins (then yields) for a few microseconds while the target is close to arriving: a
+    /// reader that keeps pace with the filler would otherwise park and be woken on every chunk.
+    /// Bounded: after crossbeam's backoff completes, the caller parks.
+    #[inline]
+    fn spin_for(&self, target: u64) {
+        let backoff = crossbeam::utils::Backoff::new();
+        while self.available() < target && !backoff.is_completed() {
+            if !self.shared().mark.phase_is_filling() {
+                return;
+            }
+            backoff.snooze();
+        }
     }
 
     /// As [`wait_for`](Self::wait_for), without blocking a thread: the returned future registers

@@ -27,6 +27,9 @@ const MIN_RESERVE_STEP: u64 = 256 << 20;
 /// The largest step: reserving far more than the stream needs wastes disk.
 const MAX_RESERVE_STEP: u64 = 1 << 30;
 
+/// Below this, an arena that cannot be mapped is an error rather than a smaller arena.
+const MIN_ARENA: usize = 1 << 20;
+
 /// One mapping: the arena, or one mapping of the spill file.
 #[derive(Debug)]
 struct Region {
@@ -146,17 +149,16 @@ impl Writer {
     pub(crate) fn next_region(&mut self, storage: &Storage, want: usize) -> io::Result<&mut [u8]> {
         debug_assert!(want > 0);
         let want = want as u64;
-        let arena_cap = self.arena_capacity();
-        let (base, len) = if self.pos < arena_cap {
-            let base = self.arena(storage, arena_cap)?;
-            (base, want.min(arena_cap - self.pos))
-        } else {
-            let end = self.pos.checked_add(want).ok_or_else(too_long)?;
-            (self.spill(storage, end)?, want)
+        let (base, len) = match self.arena_room(storage)? {
+            Some((base, room)) => (base, want.min(room)),
+            None => {
+                let end = self.pos.checked_add(want).ok_or_else(too_long)?;
+                (self.spill(storage, end)?, want)
+            }
         };
         // SAFETY: `base` is the start of a live mapping (kept in `storage`) covering
-        // `[pos, pos + len)`: the arena is `arena_cap` long, the spill mapping was grown to `end`
-        // and that much of the file is reserved (invariant 5). Nothing else writes there
+        // `[pos, pos + len)`: the arena is at least that long, or the spill mapping was grown to
+        // `end` and that much of the file is reserved (invariant 5). Nothing else writes there
         // (invariant 2: one writer) and no reader reads at or above `pos`, the next mark.
         Ok(unsafe { std::slice::from_raw_parts_mut(base.add(self.pos as usize), len as usize) })
     }
@@ -166,23 +168,40 @@ impl Writer {
         self.pos += n as u64;
     }
 
-    fn arena_capacity(&self) -> u64 {
-        let limit = self.layout.memory_limit as u64;
-        match self.layout.max_len {
-            Some(max) => limit.min(max),
-            None => limit,
+    /// The arena's base and the room left in it at `pos`, or `None` once the stream has
+    /// outgrown it (or there is none: `memory_limit` 0).
+    fn arena_room(&mut self, storage: &Storage) -> io::Result<Option<(*mut u8, u64)>> {
+        let cap = match self.arena {
+            Some((_, cap)) => cap,
+            None => match self.layout.max_len {
+                Some(max) => (self.layout.memory_limit as u64).min(max),
+                None => self.layout.memory_limit as u64,
+            },
+        };
+        if self.pos >= cap {
+            return Ok(None);
         }
+        let (base, cap) = self.arena(storage, cap)?;
+        Ok((self.pos < cap).then(|| (base, cap - self.pos)))
     }
 
-    fn arena(&mut self, storage: &Storage, cap: u64) -> io::Result<*mut u8> {
-        if let Some((base, _)) = self.arena {
-            return Ok(base);
+    fn arena(&mut self, storage: &Storage, cap: u64) -> io::Result<(*mut u8, u64)> {
+        if let Some(arena) = self.arena {
+            return Ok(arena);
         }
-        let len = usize::try_from(cap).map_err(|_| too_long())?;
-        let map = map_anon(len)?;
-        let base = storage.install(map);
-        self.arena = Some((base, cap));
-        Ok(base)
+        // A limit larger than the address space allows (say `usize::MAX` for "never spill")
+        // gets the largest arena that can be mapped; the rest of the stream spills.
+        let mut len = usize::try_from(cap).unwrap_or(usize::MAX);
+        let map = loop {
+            match map_anon(len) {
+                Ok(map) => break map,
+                Err(e) if len > MIN_ARENA && e.kind() == io::ErrorKind::OutOfMemory => len /= 2,
+                Err(e) => return Err(e),
+            }
+        };
+        let arena = (storage.install(map), len as u64);
+        self.arena = Some(arena);
+        Ok(arena)
     }
 
     /// The spill mapping's base, with the file reserved and mapped up to `end`.

@@ -195,6 +195,12 @@ impl Watermark {
         }
     }
 
+    /// True while the source is still being read (one Acquire load, no lock).
+    #[inline]
+    pub(crate) fn phase_is_filling(&self) -> bool {
+        self.phase.load(Ordering::Acquire) == FILLING
+    }
+
     /// Filler only: bytes `[0, mark)` are written. `mark` never goes down.
     #[inline]
     pub(crate) fn publish(&self, mark: u64) {
