@@ -168,7 +168,8 @@ impl Builder {
 
     /// Starts a filler thread that copies the chunks of `chunks` into the cache, in order (the
     /// shape of an HTTP client's body chunks). An empty chunk is skipped; an `Err` chunk fails
-    /// the stream at that point; the iterator's end is the stream's end. The chunks are made
+    /// the stream at that point (except `ErrorKind::Interrupted`, which is retried at once, as
+    /// from a `Read` source); the iterator's end is the stream's end. The chunks are made
     /// and dropped on the filler thread, so `B` need not be `Send`.
     ///
     /// # Errors

@@ -49,21 +49,29 @@ impl Filler {
             if room == 0 {
                 return self.check_ends_at_cap(source);
             }
-            let region = self.writer.next_region(&self.shared.storage, room)?;
-            let asked = region.len();
-            let n = read_retrying(source, region)?;
+            let n = if self.writer.at_spill_point() {
+                self.read_first_spilled(source, room)?
+            } else {
+                let region = self.writer.next_region(&self.shared.storage, room)?;
+                checked_read(source, region)?
+            };
             if n == 0 {
                 return Ok(());
-            }
-            if n > asked {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("the source claimed to read {n} bytes into a buffer of {asked}"),
-                ));
             }
             self.writer.commit(n);
             self.shared.mark.publish(self.writer.pos());
         }
+    }
+
+    /// The first read past the memory limit goes to a buffer: only if it brings bytes is the
+    /// spill file created and the bytes copied there (one copy, once per stream).
+    fn read_first_spilled(&mut self, source: &mut impl Read, room: usize) -> io::Result<usize> {
+        let mut first = vec![0u8; room];
+        let n = checked_read(source, &mut first)?;
+        if n > 0 {
+            self.writer.next_region(&self.shared.storage, n)?[..n].copy_from_slice(&first[..n]);
+        }
+        Ok(n)
     }
 
     /// At `max_len`: a stream of exactly `max_len` bytes completes; one byte more is too long.
@@ -80,6 +88,21 @@ impl Filler {
             )),
         }
     }
+}
+
+/// One read into `buf`; a source claiming more bytes than `buf` holds is an error, not trusted.
+fn checked_read(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let n = read_retrying(source, buf)?;
+    if n > buf.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the source claimed to read {n} bytes into a buffer of {}",
+                buf.len()
+            ),
+        ));
+    }
+    Ok(n)
 }
 
 /// One read, with `Interrupted` retried at once (as `Read::read_exact` does).

@@ -22,6 +22,9 @@ const FIRST_MAP_LEN: u64 = 64 << 30;
 #[cfg(not(target_pointer_width = "64"))]
 const FIRST_MAP_LEN: u64 = 256 << 20;
 
+/// The largest `expected_len` taken as a hint for the first mapping and reservation.
+const MAX_HINT: u64 = FIRST_MAP_LEN * 16;
+
 /// The smallest step the file's reservation grows by: small steps cost 3× here (DESIGN.md).
 const MIN_RESERVE_STEP: u64 = 256 << 20;
 /// The largest step: reserving far more than the stream needs wastes disk.
@@ -141,6 +144,13 @@ impl Writer {
         self.pos
     }
 
+    /// True when the next byte would be the first to go to the spill file, which does not exist
+    /// yet. The filler then reads into a buffer first, so that a stream that ends exactly at
+    /// the memory limit never creates (or needs) a file.
+    pub(crate) fn at_spill_point(&self) -> bool {
+        self.spill.is_none() && self.pos >= self.arena_cap()
+    }
+
     /// A region of at most `want` (> 0) bytes at `pos`, installed in `storage` and safe to
     /// write. It may be shorter than `want` (at the end of the arena), never empty.
     ///
@@ -168,16 +178,19 @@ impl Writer {
         self.pos += n as u64;
     }
 
+    /// The arena's capacity: as mapped once it exists, as configured before.
+    fn arena_cap(&self) -> u64 {
+        match (self.arena, self.layout.max_len) {
+            (Some((_, cap)), _) => cap,
+            (None, Some(max)) => (self.layout.memory_limit as u64).min(max),
+            (None, None) => self.layout.memory_limit as u64,
+        }
+    }
+
     /// The arena's base and the room left in it at `pos`, or `None` once the stream has
     /// outgrown it (or there is none: `memory_limit` 0).
     fn arena_room(&mut self, storage: &Storage) -> io::Result<Option<(*mut u8, u64)>> {
-        let cap = match self.arena {
-            Some((_, cap)) => cap,
-            None => match self.layout.max_len {
-                Some(max) => (self.layout.memory_limit as u64).min(max),
-                None => self.layout.memory_limit as u64,
-            },
-        };
+        let cap = self.arena_cap();
         if self.pos >= cap {
             return Ok(None);
         }
@@ -234,12 +247,15 @@ impl Writer {
                 format!("cannot create the spill file in {}: {e}", dir.display()),
             )
         })?;
-        let hint = self.layout.expected_len.unwrap_or(0).max(end);
-        let mut map_len = if hint <= FIRST_MAP_LEN * 16 {
-            FIRST_MAP_LEN.max(hint)
-        } else {
-            FIRST_MAP_LEN.max(end)
-        };
+        // A hint beyond anything plausible to map (`u64::MAX` for "unknown", say) is ignored
+        // rather than reserved on disk.
+        let hint = self
+            .layout
+            .expected_len
+            .filter(|&len| len <= MAX_HINT)
+            .unwrap_or(0)
+            .max(end);
+        let mut map_len = FIRST_MAP_LEN.max(hint);
         if let Some(max) = self.layout.max_len {
             map_len = map_len.min(max.max(end));
         }

@@ -24,34 +24,75 @@ mod imp {
 #[cfg(streamcache_loom)]
 mod imp {
     pub(crate) use loom::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
-    pub(crate) use loom::sync::Arc;
+
+    /// loom's `Arc` with the `Debug` and `Display` that std's forwards to its contents (loom's
+    /// has neither, and `watermark.rs` formats an `Arc<io::Error>`).
+    pub(crate) struct Arc<T: ?Sized>(loom::sync::Arc<T>);
+
+    impl<T> Arc<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::Arc::new(value))
+        }
+    }
+
+    impl<T: ?Sized> Clone for Arc<T> {
+        fn clone(&self) -> Self {
+            Self(loom::sync::Arc::clone(&self.0))
+        }
+    }
+
+    impl<T: ?Sized> std::ops::Deref for Arc<T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            &self.0
+        }
+    }
+
+    impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for Arc<T> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            std::fmt::Debug::fmt(&**self, f)
+        }
+    }
+
+    impl<T: ?Sized + std::fmt::Display> std::fmt::Display for Arc<T> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            std::fmt::Display::fmt(&**self, f)
+        }
+    }
 
     /// loom's mutex behind parking_lot's shape: `lock()` returns the guard directly.
     #[derive(Debug)]
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
 
-    /// A guard that can be handed to [`Condvar::wait`] by `&mut`, as with parking_lot.
-    pub(crate) struct MutexGuard<'a, T>(Option<loom::sync::MutexGuard<'a, T>>);
+    /// A guard that can be handed to [`Condvar::wait`] by `&mut`, as with parking_lot. It keeps
+    /// its mutex so that a timed-out wait can release and retake the lock (see [`wait_until`]).
+    pub(crate) struct MutexGuard<'a, T> {
+        mutex: &'a loom::sync::Mutex<T>,
+        guard: Option<loom::sync::MutexGuard<'a, T>>,
+    }
 
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Self {
             Self(loom::sync::Mutex::new(value))
         }
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            MutexGuard(Some(self.0.lock().expect("loom mutex poisoned")))
+            MutexGuard {
+                mutex: &self.0,
+                guard: Some(self.0.lock().expect("loom mutex poisoned")),
+            }
         }
     }
 
     impl<T> std::ops::Deref for MutexGuard<'_, T> {
         type Target = T;
         fn deref(&self) -> &T {
-            self.0.as_ref().expect("guard present outside wait")
+            self.guard.as_ref().expect("guard present outside wait")
         }
     }
 
     impl<T> std::ops::DerefMut for MutexGuard<'_, T> {
         fn deref_mut(&mut self) -> &mut T {
-            self.0.as_mut().expect("guard present outside wait")
+            self.guard.as_mut().expect("guard present outside wait")
         }
     }
 
@@ -64,8 +105,8 @@ mod imp {
             Self(loom::sync::Condvar::new())
         }
         pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
-            let inner = guard.0.take().expect("guard present before wait");
-            guard.0 = Some(self.0.wait(inner).expect("loom mutex poisoned"));
+            let inner = guard.guard.take().expect("guard present before wait");
+            guard.guard = Some(self.0.wait(inner).expect("loom mutex poisoned"));
         }
         pub(crate) fn notify_one(&self) -> bool {
             self.0.notify_one();
@@ -77,12 +118,20 @@ mod imp {
         }
     }
 
-    /// loom has no clock: a timed wait is an untimed wait that loom may end spuriously.
+    /// loom has no clock. A deadline that has already passed times out at once: the lock is
+    /// released and retaken (as a real timed-out wait does, so other threads may run in between)
+    /// and the wait reports a timeout, which lets models drive the timeout path. Any later
+    /// deadline is an untimed wait (loom's condvar never times out): the wake-up wins the race.
     pub(crate) fn wait_until<T>(
         cond: &Condvar,
         guard: &mut MutexGuard<'_, T>,
-        _deadline: std::time::Instant,
+        deadline: std::time::Instant,
     ) -> bool {
+        if deadline <= std::time::Instant::now() {
+            drop(guard.guard.take());
+            guard.guard = Some(guard.mutex.lock().expect("loom mutex poisoned"));
+            return true;
+        }
         cond.wait(guard);
         false
     }
