@@ -3,16 +3,20 @@
 use crate::cache::StreamCache;
 use crate::filler::{ChunkReader, Filler};
 use crate::range::invalid_input;
+use crate::resume::{Resumable, RetryPolicy};
 use crate::shared::Shared;
 use crate::storage::{Layout, Writer};
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 const DEFAULT_MEMORY_LIMIT: usize = 8 << 20;
 const DEFAULT_CHUNK_SIZE: usize = 64 << 10;
 const DEFAULT_THREAD_NAME: &str = "streamcache-filler";
+const DEFAULT_RETRIES: u32 = 3;
+const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Settings for a [`StreamCache`], then [`spawn`](Builder::spawn) to start reading.
 ///
@@ -40,6 +44,7 @@ pub struct Builder {
     max_len: Option<u64>,
     chunk_size: usize,
     thread_name: Option<String>,
+    retry: RetryPolicy,
 }
 
 impl Default for Builder {
@@ -51,6 +56,10 @@ impl Default for Builder {
             max_len: None,
             chunk_size: DEFAULT_CHUNK_SIZE,
             thread_name: None,
+            retry: RetryPolicy {
+                retries: DEFAULT_RETRIES,
+                first_backoff: DEFAULT_BACKOFF,
+            },
         }
     }
 }
@@ -148,6 +157,36 @@ impl Builder {
         self
     }
 
+    /// For [`spawn_resumable`](Self::spawn_resumable): how many times the source may be
+    /// re-opened at the same offset without any progress in between (default 3). An `open`
+    /// that itself fails with a transient error counts as one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = streamcache::StreamCache::builder().retries(5);
+    /// ```
+    pub fn retries(mut self, n: u32) -> Builder {
+        self.retry.retries = n;
+        self
+    }
+
+    /// For [`spawn_resumable`](Self::spawn_resumable): the wait before the first re-open
+    /// (default 100 ms). It doubles with every failure without progress, up to 30 s, and
+    /// starts again from `first` once bytes arrive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let builder = streamcache::StreamCache::builder().retry_backoff(Duration::from_millis(10));
+    /// ```
+    pub fn retry_backoff(mut self, first: Duration) -> Builder {
+        self.retry.first_backoff = first;
+        self
+    }
+
     /// Starts a filler thread that reads `source` into the cache.
     ///
     /// # Errors
@@ -194,8 +233,61 @@ impl Builder {
         self.start(move || ChunkReader::new(chunks))
     }
 
+    /// Starts a filler thread over a source that can be opened again where it broke, such as
+    /// an HTTP download with Range requests.
+    ///
+    /// The filler calls `open(0)`; after a transient error at offset N (`ConnectionReset`,
+    /// `ConnectionAborted`, `BrokenPipe`, `TimedOut`, `Interrupted`, or `UnexpectedEof`: the
+    /// source ended before [`expected_len`](Self::expected_len)) it waits the
+    /// [backoff](Self::retry_backoff) and calls `open(N)`, which must return the stream from byte
+    /// N on. Readers see one intact stream. Other errors (`NotFound`, `PermissionDenied`, …) are
+    /// never retried; when [`retries`](Self::retries) run out, the cache fails with the last
+    /// error, every byte before it readable. Dropping every handle stops retrying too.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn). Errors of `open` come later, to the readers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{self, Read};
+    /// use std::time::Duration;
+    ///
+    /// // A source that breaks after 3 bytes the first time it is opened.
+    /// let data = b"hello world";
+    /// let mut opens = 0;
+    /// let cache = streamcache::StreamCache::builder()
+    ///     .expected_len(data.len() as u64)
+    ///     .retry_backoff(Duration::from_millis(1))
+    ///     .spawn_resumable(move |offset| {
+    ///         opens += 1;
+    ///         let rest = &data[offset as usize..];
+    ///         let rest = if opens == 1 { &rest[..3] } else { rest }; // then ends early
+    ///         Ok::<_, io::Error>(io::Cursor::new(rest.to_vec()))
+    ///     })?;
+    /// assert_eq!(cache.slice(..)?, data);
+    /// # Ok::<(), io::Error>(())
+    /// ```
+    pub fn spawn_resumable<F, R>(self, open: F) -> io::Result<StreamCache>
+    where
+        F: FnMut(u64) -> io::Result<R> + Send + 'static,
+        R: Read + Send + 'static,
+    {
+        let policy = self.retry;
+        self.start_with(move |shared| Resumable::new(open, policy, shared))
+    }
+
     /// Spawns the filler over the source that `open` makes on the filler thread.
     fn start<R: Read>(self, open: impl FnOnce() -> R + Send + 'static) -> io::Result<StreamCache> {
+        self.start_with(move |_| open())
+    }
+
+    /// As `start`, for sources that need the shared state (to notice cancellation).
+    fn start_with<R: Read>(
+        self,
+        open: impl FnOnce(Arc<Shared>) -> R + Send + 'static,
+    ) -> io::Result<StreamCache> {
         if self.chunk_size == 0 {
             return Err(invalid_input("chunk_size must be at least 1".to_owned()));
         }
@@ -217,7 +309,10 @@ impl Builder {
                 self.thread_name
                     .unwrap_or_else(|| DEFAULT_THREAD_NAME.to_owned()),
             )
-            .spawn(move || filler.run(open))?;
+            .spawn(move || {
+                let shared = Arc::clone(&filler.shared);
+                filler.run(move || open(shared))
+            })?;
         Ok(cache)
     }
 }

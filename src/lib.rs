@@ -29,51 +29,244 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! The rest of this page is a short book: [recipes](#recipes) for the three jobs the crate exists
+//! for, [how it compares](#how-it-compares) with the alternatives, [the safety
+//! model](#the-safety-model), [errors](#errors), [limits](#limits) and
+//! [performance](#performance).
+//!
 //! # Recipes
 //!
-//! **Several digests in one pass.** Give each thread its own [`Reader`] and let it consume
+//! Each recipe has a runnable example in the repository's `examples/` folder and an integration
+//! test in `tests/` that uses the same third-party crates against a real (local) source.
+//!
+//! ## Share one HTTP download among many threads
+//!
+//! A blocking HTTP client's body is a plain `Read`: hand it to the cache as it is, with the
+//! Content-Length as [`Builder::expected_len`] so that the spill file is reserved in one step.
+//! Every thread then gets its own [`Reader`]; the body is fetched once, and each thread reads
+//! each part as soon as it has arrived. With [`ureq`](https://docs.rs/ureq) (3.x):
+//!
+//! ```no_run
+//! use sha2::{Digest, Sha256};
+//! use std::io::BufRead;
+//! use streamcache::StreamCache;
+//!
+//! let response = ureq::get("https://example.com/big.iso").call()?;
+//! let mut builder = StreamCache::builder().max_len(64 << 30); // refuse absurd bodies
+//! if let Some(len) = response.body().content_length() {
+//!     builder = builder.expected_len(len);
+//! }
+//! let cache = builder.spawn(response.into_body().into_reader())?;
+//!
+//! let threads: Vec<_> = (0..8)
+//!     .map(|_| {
+//!         let mut reader = cache.reader();
+//!         std::thread::spawn(move || -> std::io::Result<_> {
+//!             let mut hasher = Sha256::new();
+//!             loop {
+//!                 // The cache's own memory, no copy; waits only when nothing is there yet.
+//!                 let buf = reader.fill_buf()?;
+//!                 if buf.is_empty() {
+//!                     return Ok(hasher.finalize());
+//!                 }
+//!                 hasher.update(buf);
+//!                 let n = buf.len();
+//!                 reader.consume(n);
+//!             }
+//!         })
+//!     })
+//!     .collect();
+//! let digests = threads
+//!     .into_iter()
+//!     .map(|t| t.join().unwrap())
+//!     .collect::<std::io::Result<Vec<_>>>()?;
+//! assert!(digests.windows(2).all(|w| w[0] == w[1]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A client that hands out its body in chunks (an iterator of `io::Result<impl AsRef<[u8]>>`)
+//! goes in through [`Builder::spawn_chunks`] instead. If the connection breaks, every reader that
+//! needs a byte past the break gets the client's error; what arrived before stays readable.
+//! Example: `cargo run --release --example http_share -- URL [THREADS]`. Test: `tests/http.rs`.
+//!
+//! ## Parse an archive while it is still arriving
+//!
+//! A [`Reader`] is `Read + Seek + BufRead`, so archive crates take it as they take a file. A
+//! seek costs nothing, and a read waits only for the bytes it needs. A zip's central directory
+//! is the last thing in the archive: `zip::ZipArchive::new` seeks to the end for it, which waits
+//! for the end of the stream. Its entries can come out earlier, in arrival order, by their local
+//! headers; and once the directory is there, clones of the archive (each with its own cursor) read
+//! entries on several threads straight from the cache.
+//!
+//! ```
+//! use std::io::{Cursor, Read, Write};
+//! use streamcache::StreamCache;
+//!
+//! # let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+//! # for name in ["a.txt", "b.txt"] {
+//! #     zip.start_file(name, zip::write::SimpleFileOptions::default())?;
+//! #     zip.write_all(name.repeat(1000).as_bytes())?;
+//! # }
+//! # let download = Cursor::new(zip.finish()?.into_inner());
+//! // `download` is any `Read + Send + 'static` source of a zip file.
+//! let cache = StreamCache::new(download)?;
+//!
+//! // In arrival order: each entry as soon as its last byte is there.
+//! let mut reader = cache.reader();
+//! while let Some(mut entry) = zip::read::read_zipfile_from_stream(&mut reader)? {
+//!     let mut text = String::new();
+//!     entry.read_to_string(&mut text)?;
+//!     println!("{}: {} bytes", entry.name(), text.len());
+//! }
+//!
+//! // Random access by the central directory: waits for the end of the stream.
+//! let archive = zip::ZipArchive::new(cache.reader())?;
+//! let mut other = archive.clone(); // e.g. for another thread: its own cursor
+//! assert_eq!(other.by_name("b.txt")?.size(), 5000);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Formats read front to back need no seek at all: a `.tar.gz` unpacks through
+//! `tar::Archive::new(flate2::bufread::GzDecoder::new(cache.reader()))`, entry by entry as the
+//! stream arrives (the gzip decoder reads the cache's memory through
+//! [`BufRead::fill_buf`](std::io::BufRead::fill_buf)).
+//! Example: `cargo run --release --example zip_stream`. Tests: `tests/archives.rs`.
+//!
+//! ## Hash and scan in parallel, in one pass
+//!
+//! Give each consumer its own [`Reader`] and let it consume
 //! [`BufRead::fill_buf`](std::io::BufRead::fill_buf): every thread reads the cache's memory
-//! directly, and the source is read once.
+//! directly, at its own pace, and the source is read once. A slow consumer does not hold back a
+//! fast one, and nothing waits for the slowest reader to free a buffer: the bytes stay until the
+//! last handle drops.
 //!
-//! **Random access while streaming.** `slice(a..b)` waits only for byte `b`; `SeekFrom::End`
-//! waits for the end. A zip's central directory at the end of an archive can be parsed by one
-//! thread while others extract entries that have already arrived.
+//! ```
+//! use sha2::{Digest, Sha256};
+//! use std::io::{BufRead, Read};
+//! use streamcache::StreamCache;
 //!
-//! **A chunked HTTP body.** [`Builder::spawn_chunks`] takes an iterator of `io::Result` chunks;
-//! [`Builder::expected_len`] takes the Content-Length to size the spill file at once.
+//! let source = std::io::repeat(b'a').take(3 << 20); // a file, a pipe, a download
+//! let cache = StreamCache::new(source)?;
 //!
-//! # Storage and limits
+//! let mut for_hash = cache.reader();
+//! let hash = std::thread::spawn(move || -> std::io::Result<_> {
+//!     let mut hasher = Sha256::new();
+//!     loop {
+//!         let buf = for_hash.fill_buf()?;
+//!         if buf.is_empty() {
+//!             return Ok(hasher.finalize());
+//!         }
+//!         hasher.update(buf);
+//!         let n = buf.len();
+//!         for_hash.consume(n);
+//!     }
+//! });
+//! let mut for_scan = cache.reader();
+//! let scan = std::thread::spawn(move || -> std::io::Result<usize> {
+//!     let mut count = 0;
+//!     loop {
+//!         let buf = for_scan.fill_buf()?;
+//!         if buf.is_empty() {
+//!             return Ok(count);
+//!         }
+//!         count += buf.iter().filter(|&&b| b == b'a').count();
+//!         let n = buf.len();
+//!         for_scan.consume(n);
+//!     }
+//! });
+//! assert_eq!(scan.join().unwrap()?, 3 << 20);
+//! let digest = hash.join().unwrap()?;
+//! assert_eq!(digest, Sha256::digest(vec![b'a'; 3 << 20]));
+//! # Ok::<(), std::io::Error>(())
+//! ```
 //!
-//! The first [`Builder::memory_limit`] bytes (8 MiB by default) live in anonymous memory. Past
-//! that the whole stream goes to one unnamed temp file in [`Builder::temp_dir`], memory-mapped
-//! and reserved on disk in large steps, so that any range of the stream is one contiguous
-//! `&[u8]`. Anonymous memory stays within `memory_limit` whatever the stream's length: the file's
-//! pages belong to the page cache, which the kernel evicts as it needs.
+//! Example: `cargo run --release --example fanout` (2 GiB of generated input, 4 readers; or a
+//! file, `-` for standard input, or an `http(s)://` URL; `--readers N`, `--memory-limit 64M`).
+//!
+//! # How it compares
+//!
+//! | | streamcache | [streamcatcher] | [stream-download] | [`tempfile::SpooledTempFile`] | Python's [`buffer`] |
+//! |---|---|---|---|---|---|
+//! | Who reads the source | one filler thread, always ahead | whichever reader needs new bytes, under a lock (or a loader thread) | a tokio task | you write into it | whichever read needs new bytes, under a lock |
+//! | Readers at once | any number of handles, each with its own cursor | any number of handles | one `Read + Seek` handle per download | one handle | one object, reads serialized |
+//! | A read past what has arrived | waits for exactly those bytes | reads the source itself | waits; a seek ahead restarts the download from there | returns 0 (end of file) | pulls from the iterable |
+//! | Zero-copy access | `slice`, `bytes`, `fill_buf` hand out the stored bytes | no: copies into your buffer | no | no | no |
+//! | Where the bytes live | memory up to `memory_limit`, then one unnamed mmap'd temp file | memory only; copied into one buffer when the stream ends | memory, a named temp file, or a bounded ring | memory up to `max_size`, then an unnamed temp file | memory up to a limit, then a temp file |
+//! | Stream larger than RAM | yes, anonymous memory stays flat | no | yes (temp file, or bounded) | yes | yes |
+//! | A source error | kept, and returned to every reader that needs a byte past it | returned to the read that hit it | reconnects when a stream stalls | not applicable | raised to the read that hit it |
+//! | Async | `wait_for_async`, `bytes_async` | yes (feature `async`) | async first (tokio) | no | no |
+//!
+//! In short: streamcatcher shares a stream among readers but keeps it all in memory and copies
+//! out of it; stream-download is made for one media player reading a download with seeks (and
+//! can restart it with range requests, which a plain `Read` source cannot); `SpooledTempFile`
+//! spills like streamcache but has one owner and no notion of bytes still to come; Python's
+//! `buffer` wraps an iterable in a spooled file with a lock. None of them hands several threads
+//! the stored bytes themselves while the stream is still arriving, which is what streamcache is
+//! for. The peers are measured side by side in `benches/`.
+//!
+//! [streamcatcher]: https://docs.rs/streamcatcher
+//! [stream-download]: https://docs.rs/stream-download
+//! [`tempfile::SpooledTempFile`]: https://docs.rs/tempfile/latest/tempfile/struct.SpooledTempFile.html
+//! [`buffer`]: https://pypi.org/project/buffer/
 //!
 //! # The safety model
 //!
-//! * Bytes below the published mark never change and never move: a slice handed out stays valid
-//!   for as long as the handle it was borrowed from, and a [`bytes::Bytes`] keeps the storage
-//!   alive on its own. Growing the file never unmaps an earlier mapping while the cache lives.
-//! * The filler is the only writer, and writes only at or above the mark; readers only read below
-//!   it. The mark is published with a Release store and read with an Acquire load.
-//! * Space in the spill file is reserved (`posix_fallocate`) before the filler writes there
-//!   through the mapping, so a full disk is an `io::Error` (`StorageFull`) for the readers that
-//!   need the bytes that did not fit, never a SIGBUS.
-//! * When every [`StreamCache`] and [`Reader`] is dropped, the filler stops at its next read and
-//!   the file is closed; it was never linked into the file system.
+//! Readers get `&[u8]` into memory that another thread is still filling; this is sound because
+//! of four facts, each checked by a test:
+//!
+//! * **Published bytes never change and never move.** The filler is the only writer and writes
+//!   only at or above the published mark, through a raw pointer; readers only ever build slices
+//!   below it. The mark is stored with `Release` after the bytes are written and loaded with
+//!   `Acquire` before a slice is made, so a reader sees the bytes the mark promises.
+//! * **Slices stay valid.** The whole stream `[0, len)` is one contiguous range of the newest
+//!   mapping. When the spill file outgrows its mapping, a larger mapping is added and the older
+//!   ones stay mapped until the storage itself drops, so a slice borrowed from a handle stays
+//!   valid for as long as that handle, and a [`bytes::Bytes`] keeps the storage alive on its own.
+//! * **No SIGBUS.** Writing through a mapping of a sparse file on a full disk kills the process
+//!   with SIGBUS. Here the spill file's blocks are reserved (`posix_fallocate`: the expected
+//!   length at once, then steps of 256 MiB to 1 GiB) before the filler writes there, so a full
+//!   disk is an `io::Error`
+//!   (`StorageFull`) for the readers that need the bytes that did not fit. The file is created
+//!   unnamed (`tempfile::tempfile_in`): no other process can open and truncate it under the
+//!   mapping, and nothing is left on disk, even if the process is killed.
+//! * **Drop.** When every [`StreamCache`] and [`Reader`] of a stream is dropped, the filler stops
+//!   before its next read from the source and drops the source; the memory and the file go with
+//!   the last handle (or [`bytes::Bytes`]).
+//!   Dropping never blocks; a filler stuck inside a source's `read` (a stalled socket) leaves
+//!   when that read returns, so give network sources a timeout. A live `Bytes` keeps only the
+//!   storage, not the filler.
 //!
 //! # Errors
 //!
 //! A source error at offset N reaches every reader that needs a byte at or past N, with the
-//! source's [`ErrorKind`](std::io::ErrorKind) and message; everything before N stays readable. A
-//! panicking source fails the stream the same way. Bad arguments (inverted ranges, offsets that
-//! overflow, seeking before 0) are `InvalidInput` errors, never panics.
+//! source's [`ErrorKind`](std::io::ErrorKind) and message; everything before N stays readable.
+//! A panicking source fails the stream the same way. Running out of disk, or past
+//! [`Builder::max_len`], is `StorageFull`. Bad arguments (inverted ranges, offsets that overflow,
+//! seeking before 0) are `InvalidInput` errors, never panics.
 //!
-//! # Platforms
+//! # Limits
 //!
-//! Linux is the platform that is tested. Other Unix systems with `posix_fallocate` are expected to
-//! work. macOS and Windows are not supported yet.
+//! * **Linux first.** Linux (x86-64) is where every test runs: the spill file on ext4, and a
+//!   full disk on a small tmpfs. Other Unix systems whose libc has `posix_fallocate` (FreeBSD,
+//!   illumos) are expected to work, untested.
+//! * **macOS** has no `posix_fallocate`; the space reservation it needs (`F_PREALLOCATE`) is not
+//!   written yet, so the crate does not build there today.
+//! * **Windows** is not supported yet: the spill file's reservation is Unix-only.
+//! * The address space reserved for the spill mapping is 64 GiB on 64-bit targets and grows past
+//!   it by adding mappings (each new one covers the whole stream); on 32-bit targets a stream must
+//!   fit in the address space.
+//! * The source is read on its own thread, one per cache: many small caches cost one thread each.
+//!
+//! # Performance
+//!
+//! Page faults, not copies, are what limits a stream's speed: writing into fresh anonymous memory
+//! or a freshly reserved file page costs far more than the copy itself. The filler reads straight
+//! into the storage (one copy, from the source's buffer), the arena asks for huge pages, and the
+//! spill file is reserved far ahead of the writer; readers read the stored bytes in place. The
+//! `throughput` bench (`cargo bench --bench throughput`) measures one stream read by several
+//! readers, in memory and spilled, next to its peers; its report is in the repository's
+//! `benches/` folder. `cargo run --release --example fanout` prints the same figures for your
+//! machine: the stream's MB/s and each reader's.
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
@@ -83,6 +276,7 @@ mod cache;
 mod filler;
 mod range;
 mod reader;
+mod resume;
 mod shared;
 mod storage;
 mod sync;

@@ -2,7 +2,9 @@
 
 use crate::storage::Storage;
 use crate::watermark::Watermark;
+use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// The watermark and the storage behind it, plus the cancellation flag.
 #[derive(Debug)]
@@ -12,6 +14,9 @@ pub(crate) struct Shared {
     pub(crate) expected_len: Option<u64>,
     /// Set when the last `StreamCache`/`Reader` drops; the filler stops at its next chunk.
     cancelled: AtomicBool,
+    /// Wakes a filler sleeping between retries when the last handle drops.
+    cancel_lock: Mutex<()>,
+    cancel_signal: Condvar,
 }
 
 impl Shared {
@@ -21,6 +26,8 @@ impl Shared {
             storage: Storage::new(),
             expected_len,
             cancelled: AtomicBool::new(false),
+            cancel_lock: Mutex::new(()),
+            cancel_signal: Condvar::new(),
         }
     }
 
@@ -37,7 +44,31 @@ impl Shared {
     }
 
     pub(crate) fn cancel(&self) {
+        let _guard = self.cancel_lock.lock();
         self.cancelled.store(true, Ordering::Relaxed);
+        self.cancel_signal.notify_all();
+    }
+
+    /// Filler only: sleeps for `duration` unless every handle is dropped first. Returns false
+    /// when cancelled.
+    pub(crate) fn sleep_unless_cancelled(&self, duration: Duration) -> bool {
+        let deadline = Instant::now().checked_add(duration);
+        let mut guard = self.cancel_lock.lock();
+        while !self.is_cancelled() {
+            match deadline {
+                Some(deadline) => {
+                    if self
+                        .cancel_signal
+                        .wait_until(&mut guard, deadline)
+                        .timed_out()
+                    {
+                        return !self.is_cancelled();
+                    }
+                }
+                None => self.cancel_signal.wait(&mut guard),
+            }
+        }
+        false
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
