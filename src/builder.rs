@@ -6,6 +6,7 @@ use crate::range::invalid_input;
 use crate::resume::{Resumable, RetryPolicy};
 use crate::shared::Shared;
 use crate::storage::{Layout, Writer};
+use crate::stream_source::BlockingStream;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -231,6 +232,46 @@ impl Builder {
     {
         let chunks = chunks.into_iter();
         self.start(move || ChunkReader::new(chunks))
+    }
+
+    /// Starts a filler thread that drives an async `Stream` of chunks (the shape of
+    /// `reqwest::Response::bytes_stream()`, with its error mapped into `io::Error`), without
+    /// needing the caller's runtime: the filler polls the stream itself and parks while it is
+    /// pending. Chunks are handled as by [`spawn_chunks`](Self::spawn_chunks): an empty chunk is
+    /// skipped, an `Err` fails the stream there, the stream's end is the end.
+    ///
+    /// A stream that needs a runtime's reactor (most network streams) still needs that runtime
+    /// running somewhere, on other threads; the filler only polls.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::pin::Pin;
+    /// use std::task::{Context, Poll};
+    ///
+    /// // A tiny stream of three chunks (any `futures_core::Stream` works).
+    /// struct Three(u8);
+    /// impl futures_core::Stream for Three {
+    ///     type Item = std::io::Result<Vec<u8>>;
+    ///     fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    ///         self.0 += 1;
+    ///         Poll::Ready((self.0 <= 3).then(|| Ok(vec![b'0' + self.0])))
+    ///     }
+    /// }
+    /// let cache = streamcache::StreamCache::builder().spawn_stream(Three(0))?;
+    /// assert_eq!(cache.slice(..)?, b"123");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn_stream<S, B>(self, stream: S) -> io::Result<StreamCache>
+    where
+        S: futures_core::Stream<Item = io::Result<B>> + Send + 'static,
+        B: AsRef<[u8]>,
+    {
+        self.start_with(move |shared| ChunkReader::new(BlockingStream::new(stream, shared)))
     }
 
     /// Starts a filler thread over a source that can be opened again where it broke, such as

@@ -424,6 +424,10 @@ impl StreamCache {
         &self,
         offset: u64,
     ) -> impl std::future::Future<Output = io::Result<u64>> + Send + 'static {
+        self.wait_future(offset)
+    }
+
+    pub(crate) fn wait_future(&self, offset: u64) -> crate::wait_async::WaitFor {
         crate::wait_async::WaitFor::new(Arc::clone(&self.handle.shared), offset)
     }
 

@@ -271,6 +271,8 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
+mod async_io;
 mod builder;
 mod cache;
 mod filler;
@@ -279,6 +281,7 @@ mod reader;
 mod resume;
 mod shared;
 mod storage;
+mod stream_source;
 mod sync;
 mod wait_async;
 mod watermark;

@@ -2,7 +2,11 @@
 
 use crate::cache::StreamCache;
 use crate::range::invalid_input;
+use crate::wait_async::WaitFor;
+use std::future::Future;
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// A cursor over a [`StreamCache`]: `Read + BufRead + Seek`, blocking only for bytes that have
 /// not arrived yet.
@@ -10,6 +14,10 @@ use std::io::{self, BufRead, Read, Seek, SeekFrom};
 /// [`fill_buf`](BufRead::fill_buf) hands out the cache's own memory (no copy): everything
 /// available from the cursor on. Seeking past the end is allowed (reads then return 0);
 /// [`SeekFrom::End`] waits for the end of the stream. Clones have their own cursor.
+///
+/// With the `tokio` or `futures-io` feature, `Reader` also implements that crate's
+/// `AsyncRead`, `AsyncBufRead` and `AsyncSeek`: waiting registers the task's waker instead of
+/// blocking a thread. `Reader` is `Unpin`, and a cancelled read moves no cursor.
 ///
 /// # Examples
 ///
@@ -29,15 +37,33 @@ use std::io::{self, BufRead, Read, Seek, SeekFrom};
 /// assert_eq!(tail, "line\n");
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Reader {
     cache: StreamCache,
     pos: u64,
+    /// Async only: the wait this reader's task is registered for. Dropped (deregistered) as
+    /// soon as it resolves or the reader drops; the cursor moves only when bytes are handed out.
+    pending: Option<WaitFor>,
+    /// Async only: a seek started by tokio's `start_seek`, completed by `poll_complete`.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    seek: Option<SeekFrom>,
+}
+
+impl Clone for Reader {
+    /// A reader at the same position, with no async wait of its own.
+    fn clone(&self) -> Self {
+        Self::new(self.cache.clone(), self.pos)
+    }
 }
 
 impl Reader {
     pub(crate) fn new(cache: StreamCache, pos: u64) -> Self {
-        Self { cache, pos }
+        Self {
+            cache,
+            pos,
+            pending: None,
+            seek: None,
+        }
     }
 
     /// The cursor's offset in the stream.
@@ -72,6 +98,124 @@ impl Reader {
     /// ```
     pub fn cache(&self) -> &StreamCache {
         &self.cache
+    }
+}
+
+/// The async core, shared by the tokio and futures-io trait impls.
+impl Reader {
+    /// Resolves once `target` bytes are available or the stream has ended, registering the
+    /// task's waker with the watermark in between.
+    fn poll_wait(&mut self, cx: &mut Context<'_>, target: u64) -> Poll<io::Result<u64>> {
+        let available = self.cache.available();
+        if available >= target {
+            self.pending = None;
+            return Poll::Ready(Ok(available));
+        }
+        let wait = match &mut self.pending {
+            Some(wait) if wait.target() == target => wait,
+            pending => pending.insert(self.cache.wait_future(target)),
+        };
+        let result = Pin::new(wait).poll(cx);
+        if result.is_ready() {
+            self.pending = None;
+        }
+        result
+    }
+
+    /// `fill_buf` without blocking: the cache's bytes from the cursor on, empty at the end.
+    #[cfg_attr(not(any(feature = "tokio", feature = "futures-io")), allow(dead_code))]
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let Some(next) = self.pos.checked_add(1) else {
+            return Poll::Ready(Ok(&[]));
+        };
+        let available = match self.poll_wait(cx, next) {
+            Poll::Ready(Ok(available)) => available,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
+        if available <= self.pos {
+            return Poll::Ready(Ok(&[]));
+        }
+        Poll::Ready(Ok(self
+            .cache
+            .try_slice(self.pos..available)
+            .expect("bytes below the mark are published")))
+    }
+
+    /// Copies what `poll_fill` offers into `buf` and moves the cursor.
+    #[cfg_attr(not(feature = "futures-io"), allow(dead_code))]
+    pub(crate) fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let n = match self.poll_fill(cx) {
+            Poll::Ready(Ok(bytes)) => {
+                let n = bytes.len().min(buf.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                n
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
+        self.pos += n as u64;
+        Poll::Ready(Ok(n))
+    }
+
+    /// `seek` without blocking: only `SeekFrom::End` can wait (for the end of the stream).
+    #[cfg_attr(not(any(feature = "tokio", feature = "futures-io")), allow(dead_code))]
+    pub(crate) fn poll_seek_to(
+        &mut self,
+        cx: &mut Context<'_>,
+        to: SeekFrom,
+    ) -> Poll<io::Result<u64>> {
+        let len = match to {
+            SeekFrom::End(_) => match self.poll_wait(cx, u64::MAX) {
+                Poll::Ready(Ok(len)) => len,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            },
+            _ => 0,
+        };
+        Poll::Ready(self.seek_with_len(to, len))
+    }
+
+    /// Moves the cursor; `len` is the stream's length, needed only for `SeekFrom::End`.
+    fn seek_with_len(&mut self, to: SeekFrom, len: u64) -> io::Result<u64> {
+        let (base, delta) = match to {
+            SeekFrom::Start(offset) => (offset, 0),
+            SeekFrom::Current(delta) => (self.pos, delta),
+            SeekFrom::End(delta) => (len, delta),
+        };
+        match base.checked_add_signed(delta) {
+            Some(new) => {
+                self.pos = new;
+                Ok(new)
+            }
+            None => Err(invalid_input(format!(
+                "seek to {base} {delta:+} is before byte 0 or past u64::MAX"
+            ))),
+        }
+    }
+
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn start_seek(&mut self, to: SeekFrom) {
+        self.seek = Some(to);
+    }
+
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn poll_complete_seek(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        let Some(to) = self.seek else {
+            return Poll::Ready(Ok(self.pos));
+        };
+        let result = self.poll_seek_to(cx, to);
+        if result.is_ready() {
+            self.seek = None;
+        }
+        result
     }
 }
 
@@ -110,24 +254,12 @@ impl BufRead for Reader {
 }
 
 impl Seek for Reader {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let (base, delta) = match pos {
-            SeekFrom::Start(offset) => {
-                self.pos = offset;
-                return Ok(offset);
-            }
-            SeekFrom::Current(delta) => (self.pos, delta),
-            SeekFrom::End(delta) => (self.cache.wait_complete()?, delta),
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let len = match to {
+            SeekFrom::End(_) => self.cache.wait_complete()?,
+            _ => 0,
         };
-        match base.checked_add_signed(delta) {
-            Some(new) => {
-                self.pos = new;
-                Ok(new)
-            }
-            None => Err(invalid_input(format!(
-                "seek to {base} {delta:+} is before byte 0 or past u64::MAX"
-            ))),
-        }
+        self.seek_with_len(to, len)
     }
 
     fn stream_position(&mut self) -> io::Result<u64> {

@@ -4,6 +4,8 @@ use crate::storage::Storage;
 use crate::watermark::Watermark;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 /// The watermark and the storage behind it, plus the cancellation flag.
@@ -17,6 +19,8 @@ pub(crate) struct Shared {
     /// Wakes a filler sleeping between retries when the last handle drops.
     cancel_lock: Mutex<()>,
     cancel_signal: Condvar,
+    /// A filler parked on an async source, to unpark when the last handle drops.
+    filler_thread: OnceLock<Thread>,
 }
 
 impl Shared {
@@ -28,6 +32,7 @@ impl Shared {
             cancelled: AtomicBool::new(false),
             cancel_lock: Mutex::new(()),
             cancel_signal: Condvar::new(),
+            filler_thread: OnceLock::new(),
         }
     }
 
@@ -47,6 +52,14 @@ impl Shared {
         let _guard = self.cancel_lock.lock();
         self.cancelled.store(true, Ordering::Relaxed);
         self.cancel_signal.notify_all();
+        if let Some(filler) = self.filler_thread.get() {
+            filler.unpark();
+        }
+    }
+
+    /// Filler only, for sources that park the filler thread (async streams).
+    pub(crate) fn set_filler_thread(&self, thread: Thread) {
+        let _ = self.filler_thread.set(thread);
     }
 
     /// Filler only: sleeps for `duration` unless every handle is dropped first. Returns false

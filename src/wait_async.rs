@@ -28,6 +28,13 @@ impl WaitFor {
     }
 }
 
+impl WaitFor {
+    /// The offset this future waits for.
+    pub(crate) fn target(&self) -> u64 {
+        self.target
+    }
+}
+
 impl Future for WaitFor {
     type Output = io::Result<u64>;
 
