@@ -15,8 +15,14 @@ use std::path::PathBuf;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-/// Address space reserved for the first file mapping on 64-bit targets. Mapping far past the end
-/// of the file costs nothing but address space, and lets the file grow under one mapping.
+/// The platform's file reservation and mapping rules, in one place.
+#[cfg_attr(unix, path = "os/unix.rs")]
+#[cfg_attr(windows, path = "os/windows.rs")]
+mod os;
+
+/// Address space reserved for the first file mapping (where the platform lets a mapping reach
+/// past the end of the file). It costs nothing but address space, and lets the file grow under
+/// one mapping; 32-bit targets have little address space to spare.
 #[cfg(target_pointer_width = "64")]
 const FIRST_MAP_LEN: u64 = 64 << 30;
 #[cfg(not(target_pointer_width = "64"))]
@@ -109,7 +115,7 @@ pub(crate) struct Layout {
 struct Spill {
     file: File,
     base: *mut u8,
-    /// Length of the newest mapping.
+    /// Length of the newest mapping (0 before the first).
     map_len: u64,
     /// File bytes `[0, reserved)` are allocated on disk: writing there cannot raise SIGBUS.
     reserved: u64,
@@ -219,81 +225,87 @@ impl Writer {
 
     /// The spill mapping's base, with the file reserved and mapped up to `end`.
     fn spill(&mut self, storage: &Storage, end: u64) -> io::Result<*mut u8> {
-        if self.spill.is_none() {
-            self.spill = Some(self.create_spill(storage, end)?);
+        let first = self.spill.is_none();
+        if first {
+            self.spill = Some(Spill {
+                file: self.create_file()?,
+                base: ptr::null_mut(),
+                map_len: 0,
+                reserved: 0,
+            });
         }
+        let hint = self.hint(end);
         let spill = self.spill.as_mut().expect("created above");
-        if end > spill.map_len {
-            let map_len = spill.map_len.saturating_mul(2).max(end);
-            let map_len = self
-                .layout
-                .max_len
-                .map_or(map_len, |max| map_len.min(max.max(end)));
+        // The first reservation is sized by the hint, when there is one.
+        let goal = if first { hint } else { end };
+        reserve(spill, goal, end, &self.layout)?;
+        let needed = if os::MAP_PAST_END_OF_FILE {
+            end
+        } else {
+            spill.reserved
+        };
+        if needed > spill.map_len {
+            let map_len = if os::MAP_PAST_END_OF_FILE {
+                // Far ahead of the file, so that the file grows under one mapping.
+                let len = spill.map_len.saturating_mul(2).max(FIRST_MAP_LEN).max(hint);
+                self.layout.max_len.map_or(len, |max| len.min(max.max(end)))
+            } else {
+                spill.reserved
+            };
             let map = map_file(&spill.file, map_len)?;
+            let base = map.as_mut_ptr();
+            if first {
+                if let Some((arena, _)) = self.arena {
+                    // SAFETY: the arena's `[0, pos)` is written and never written again; the
+                    // file mapping is another mapping, reserved up to `end >= pos` (invariant 5)
+                    // and not yet visible to readers.
+                    unsafe { ptr::copy_nonoverlapping(arena, base, self.pos as usize) };
+                }
+            }
+            // Earlier mappings stay mapped in `storage` (invariant 1); readers move to this
+            // one, which holds the whole stream.
             spill.base = storage.install(map);
             spill.map_len = map_len;
         }
-        reserve(spill, end, &self.layout)?;
         Ok(spill.base)
     }
 
-    /// Creates the unnamed spill file (invariant 4), reserves and maps it, and copies the arena
-    /// into it so the whole stream is contiguous in the new mapping.
-    fn create_spill(&self, storage: &Storage, end: u64) -> io::Result<Spill> {
+    /// The unnamed spill file (invariant 4); an error names the directory as it was given.
+    fn create_file(&self) -> io::Result<File> {
         let dir = &self.layout.temp_dir;
-        let file = tempfile::tempfile_in(dir).map_err(|e| {
+        tempfile::tempfile_in(dir).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot create the spill file in {}: {e}", dir.display()),
             )
-        })?;
-        // A hint beyond anything plausible to map (`u64::MAX` for "unknown", say) is ignored
-        // rather than reserved on disk.
-        let hint = self
-            .layout
+        })
+    }
+
+    /// How much of the file to reserve and map at first: the `expected_len` hint, unless it
+    /// is beyond anything plausible (`u64::MAX` for "unknown", say), and at least `end`.
+    fn hint(&self, end: u64) -> u64 {
+        self.layout
             .expected_len
             .filter(|&len| len <= MAX_HINT)
             .unwrap_or(0)
-            .max(end);
-        let mut map_len = FIRST_MAP_LEN.max(hint);
-        if let Some(max) = self.layout.max_len {
-            map_len = map_len.min(max.max(end));
-        }
-        let map = map_file(&file, map_len)?;
-        let mut spill = Spill {
-            file,
-            base: map.as_mut_ptr(),
-            map_len,
-            reserved: 0,
-        };
-        // The first reservation is sized by the hint when there is one.
-        reserve(&mut spill, hint.min(map_len).max(end), &self.layout)
-            .or_else(|_| reserve(&mut spill, end, &self.layout))?;
-        if let Some((arena, _)) = self.arena {
-            // SAFETY: the arena's `[0, pos)` is written and never written again; the file mapping
-            // is a different mapping, reserved up to `end >= pos`, not yet visible to readers.
-            unsafe { ptr::copy_nonoverlapping(arena, spill.base, self.pos as usize) };
-        }
-        storage.install(map);
-        Ok(spill)
+            .max(end)
     }
 }
 
-/// Reserves file space up to at least `end`, in large steps (invariant 5). On a nearly full disk
-/// a large step may fail where the exact amount still fits: then only the exact amount is taken.
-fn reserve(spill: &mut Spill, end: u64, layout: &Layout) -> io::Result<()> {
+/// Reserves file space up to at least `end`, aiming for `goal` or one large step, whichever is
+/// more (invariant 5). On a nearly full disk a large reservation may fail where the exact
+/// amount still fits: then only the exact amount is taken.
+fn reserve(spill: &mut Spill, goal: u64, end: u64, layout: &Layout) -> io::Result<()> {
     if end <= spill.reserved {
         return Ok(());
     }
     let step = spill.reserved.clamp(MIN_RESERVE_STEP, MAX_RESERVE_STEP);
-    let mut goal = end
-        .max(spill.reserved.saturating_add(step))
-        .min(spill.map_len);
+    let mut goal = goal.max(end).max(spill.reserved.saturating_add(step));
     if let Some(max) = layout.max_len {
         goal = goal.min(max).max(end);
     }
-    let result = allocate(&spill.file, spill.reserved, goal)
-        .or_else(|_| allocate(&spill.file, spill.reserved, end).map(|()| goal = end));
+    let result = os::allocate(&spill.file, spill.reserved, goal)
+        .or_else(|_| os::allocate(&spill.file, spill.reserved, end).map(|()| goal = end));
     match result {
         Ok(()) => {
             spill.reserved = goal;
@@ -302,28 +314,10 @@ fn reserve(spill: &mut Spill, end: u64, layout: &Layout) -> io::Result<()> {
         Err(e) => Err(io::Error::new(
             e.kind(),
             format!(
-                "cannot reserve {} bytes of spill file in {}: {e}",
-                end,
+                "cannot reserve {end} bytes of spill file in {}: {e}",
                 layout.temp_dir.display()
             ),
         )),
-    }
-}
-
-/// Allocates file blocks for `[from, to)` so that writing them through a mapping cannot fault.
-#[cfg(unix)]
-fn allocate(file: &File, from: u64, to: u64) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let offset = libc::off_t::try_from(from).map_err(|_| too_long())?;
-    let len = libc::off_t::try_from(to - from).map_err(|_| too_long())?;
-    loop {
-        // SAFETY: a plain system call on a file descriptor we own; no memory is passed.
-        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, len) };
-        match rc {
-            0 => return Ok(()),
-            libc::EINTR => continue,
-            code => return Err(io::Error::from_raw_os_error(code)),
-        }
     }
 }
 

@@ -73,6 +73,16 @@ impl Wake {
     }
 }
 
+/// Wakes outside the lock: a waker that polls inline (and so takes the lock again) cannot
+/// deadlock, and one that panics cannot leave the others unwoken. Safe because a removed thread
+/// waiter holds the lock from registering until it is parked, so it is parked (or about to
+/// re-check the mark, which has passed) by the time the lock is free.
+fn wake_all(woken: Vec<Wake>) {
+    for wake in woken {
+        wake.wake();
+    }
+}
+
 struct Waiter {
     id: u64,
     target: u64,
@@ -215,17 +225,20 @@ impl Watermark {
 
     #[cold]
     fn wake_reached(&self, mark: u64) {
+        let mut woken = Vec::new();
         let mut g = self.waiters.lock();
         let mut i = 0;
         while i < g.list.len() {
             if g.list[i].target <= mark {
-                g.list.swap_remove(i).wake.wake();
+                woken.push(g.list.swap_remove(i).wake);
             } else {
                 i += 1;
             }
         }
         self.lowest_target
             .store(g.lowest_target(), Ordering::Relaxed);
+        drop(g);
+        wake_all(woken);
     }
 
     /// Filler only: the source ended at the current mark.
@@ -254,9 +267,9 @@ impl Watermark {
             }
         }
         self.lowest_target.store(u64::MAX, Ordering::Relaxed);
-        for waiter in g.list.drain(..) {
-            waiter.wake.wake();
-        }
+        let woken: Vec<Wake> = g.list.drain(..).map(|w| w.wake).collect();
+        drop(g);
+        wake_all(woken);
     }
 
     /// Without taking the lock: `Some` when the wait for `target` is already decided.

@@ -1,0 +1,17 @@
+//! Windows: a view may not reach past the end of the file (creating the mapping would extend
+//! the file to the view's size), so the file is first extended with `set_len` — which allocates
+//! its clusters and fails on a full disk — and then mapped exactly to its new length. Every
+//! growth step makes a new view; the earlier views stay mapped while the cache lives, so slices
+//! into them stay valid (invariant 1). Growth steps are large, so views are few. The unnamed
+//! file is `FILE_FLAG_DELETE_ON_CLOSE` (tempfile), gone when the last view and handle close.
+
+use std::fs::File;
+use std::io;
+
+/// Views end at the end of the file: each reservation is followed by a new view.
+pub(super) const MAP_PAST_END_OF_FILE: bool = false;
+
+/// Extends the file to `to`; NTFS allocates the clusters, so a full disk fails here.
+pub(super) fn allocate(file: &File, _from: u64, to: u64) -> io::Result<()> {
+    file.set_len(to)
+}
