@@ -73,8 +73,8 @@ impl Wake {
     }
 }
 
-/// Wakes outside the lock: a waker that polls inline (and so takes the lock again) cannot
-/// deadlock, and one that panics cannot leave the others unwoken. Safe because a removed thread
+/// Wakes outside the lock, so that a waker that polls inline (and so takes the lock again)
+/// cannot deadlock. Safe because a removed thread
 /// waiter holds the lock from registering until it is parked, so it is parked (or about to
 /// re-check the mark, which has passed) by the time the lock is free.
 fn wake_all(woken: Vec<Wake>) {
