@@ -1,79 +1,76 @@
-//! Throughput of one stream read by several readers, and the cost of a small `read_at`.
+//! Workload (a), side by side: 1, 2, 4 and 8 readers each read the whole stream sequentially and
+//! fold every byte, for every contender and for the physical limits (one copy of the stream, no
+//! reader). The throughput is the stream's: its length over the time until the last reader is
+//! done.
 //!
-//! `cargo bench --bench throughput`. The source is an in-memory buffer, so the source is never
-//! the bottleneck; the stream fits in memory (`memory`) or spills past 8 MiB (`spill`).
+//! `cargo bench --bench throughput` (256 MiB streams; `examples/bench_report.rs` runs 1 GiB and
+//! prints the ratios). Filter with criterion's usual argument, e.g. `-- 'sequential/4'`.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use std::hint::black_box;
-use std::io::{self, BufRead, Cursor};
-use std::sync::Arc;
-use streamcache::StreamCache;
+mod common;
 
-const LEN: usize = 64 << 20;
+use common::{Contender, Limit, Setup};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
+use std::time::Duration;
 
-fn source() -> Cursor<Arc<[u8]>> {
-    static DATA: std::sync::OnceLock<Arc<[u8]>> = std::sync::OnceLock::new();
-    let data = DATA.get_or_init(|| (0..LEN).map(|i| (i * 31 % 251) as u8).collect());
-    Cursor::new(Arc::clone(data))
-}
+const LEN: u64 = 256 << 20;
 
-/// Folds every byte the reader hands out, straight from the cache's memory.
-fn fold(mut reader: streamcache::Reader) -> io::Result<u64> {
-    let mut sum = 0u64;
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(sum);
-        }
-        sum = buf.iter().fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
-        let n = buf.len();
-        reader.consume(n);
-    }
-}
-
-fn readers(c: &mut Criterion) {
-    let mut group = c.benchmark_group("stream");
-    group.throughput(Throughput::Bytes(LEN as u64));
-    group.sample_size(10);
-    for (storage, memory_limit) in [("memory", LEN), ("spill", 8 << 20)] {
-        for n in [1usize, 4] {
-            group.bench_with_input(BenchmarkId::new(storage, n), &n, |b, &n| {
-                b.iter(|| {
-                    let cache = StreamCache::builder()
-                        .memory_limit(memory_limit)
-                        .spawn(source())
-                        .unwrap();
-                    let threads: Vec<_> = (0..n)
-                        .map(|_| {
-                            let r = cache.reader();
-                            std::thread::spawn(move || fold(r).unwrap())
-                        })
-                        .collect();
-                    for t in threads {
-                        black_box(t.join().unwrap());
-                    }
-                })
-            });
-        }
+fn limits(c: &mut Criterion) {
+    let setup = Setup::new(LEN);
+    let mut group = c.benchmark_group("limit");
+    group
+        .throughput(Throughput::Bytes(LEN))
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for limit in Limit::ALL {
+        group.bench_function(limit.id(), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| common::limit(limit, &setup).expect("limit run"))
+                    .sum()
+            })
+        });
     }
     group.finish();
 }
 
-fn read_at_4k(c: &mut Criterion) {
-    let cache = StreamCache::builder()
-        .memory_limit(LEN)
-        .spawn(source())
-        .unwrap();
-    cache.wait_complete().unwrap();
-    let mut buf = [0u8; 4096];
-    let mut offset = 0u64;
-    c.bench_function("read_at_4k", |b| {
-        b.iter(|| {
-            offset = (offset + 1_048_583) % (LEN as u64 - 4096);
-            black_box(cache.read_at(offset, &mut buf).unwrap())
-        })
-    });
+fn sequential(c: &mut Criterion) {
+    let setup = Setup::new(LEN);
+    for readers in [1usize, 2, 4, 8] {
+        let mut group = c.benchmark_group(format!("sequential/{readers}"));
+        group
+            .throughput(Throughput::Bytes(LEN))
+            .sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+        for contender in Contender::ALL {
+            if contender.max_readers().is_some_and(|max| readers > max) {
+                continue; // stream-download: one reader per download
+            }
+            group.bench_with_input(
+                BenchmarkId::from_parameter(contender.id()),
+                &readers,
+                |b, &readers| {
+                    b.iter_custom(|iters| {
+                        (0..iters)
+                            .map(|_| {
+                                let run = common::sequential(contender, &setup, readers)
+                                    .expect("sequential run");
+                                run.check(LEN).expect("every byte read");
+                                run.elapsed
+                            })
+                            .sum()
+                    })
+                },
+            );
+        }
+        group.finish();
+    }
 }
 
-criterion_group!(benches, readers, read_at_4k);
+criterion_group!(benches, limits, sequential);
 criterion_main!(benches);

@@ -116,7 +116,7 @@
 //! while let Some(mut entry) = zip::read::read_zipfile_from_stream(&mut reader)? {
 //!     let mut text = String::new();
 //!     entry.read_to_string(&mut text)?;
-//!     println!("{}: {} bytes", entry.name(), text.len());
+//!     println!("{}: {} bytes", entry.name()?, text.len());
 //! }
 //!
 //! // Random access by the central directory: waits for the end of the stream.
@@ -249,9 +249,12 @@
 //! * **Linux first.** Linux (x86-64) is where every test runs: the spill file on ext4, and a
 //!   full disk on a small tmpfs. Other Unix systems whose libc has `posix_fallocate` (FreeBSD,
 //!   illumos) are expected to work, untested.
-//! * **macOS** has no `posix_fallocate`; the space reservation it needs (`F_PREALLOCATE`) is not
-//!   written yet, so the crate does not build there today.
-//! * **Windows** is not supported yet: the spill file's reservation is Unix-only.
+//! * **macOS** has no `posix_fallocate`: space is reserved with `F_PREALLOCATE`, then the file is
+//!   extended over it, so the mapping ahead of the writer never faults. Compiled, not run, here.
+//! * **Windows**: a view may not reach past the end of the file, so the file is extended with
+//!   `set_len` (which allocates, and fails on a full disk) and each growth step maps a new view
+//!   of the whole file; earlier views stay mapped while the cache lives. Compiled, not run, here.
+//! * The platform code lives in one place, `src/os/`.
 //! * The address space reserved for the spill mapping is 64 GiB on 64-bit targets and grows past
 //!   it by adding mappings (each new one covers the whole stream); on 32-bit targets a stream must
 //!   fit in the address space.

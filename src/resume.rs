@@ -68,6 +68,10 @@ where
     fn after_failure(&mut self, error: io::Error) -> io::Result<()> {
         self.current = None;
         if !is_transient(error.kind()) || self.failures >= self.policy.retries {
+            // An `Interrupted` handed on would be retried at once by the filler: give up for real.
+            if error.kind() == ErrorKind::Interrupted {
+                return Err(io::Error::other(format!("retries exhausted: {error}")));
+            }
             return Err(error);
         }
         self.failures += 1;
@@ -107,6 +111,15 @@ where
                         ),
                     );
                     self.after_failure(error)?;
+                }
+                Ok(n) if n > buf.len() => {
+                    return Err(io::Error::new(
+                        ErrorKind::InvalidData,
+                        format!(
+                            "the source claimed {n} bytes into a buffer of {}",
+                            buf.len()
+                        ),
+                    ));
                 }
                 Ok(n) => {
                     if n > 0 {

@@ -210,7 +210,9 @@ impl Writer {
         }
         // A limit larger than the address space allows (say `usize::MAX` for "never spill")
         // gets the largest arena that can be mapped; the rest of the stream spills.
-        let mut len = usize::try_from(cap).unwrap_or(usize::MAX);
+        let mut len = usize::try_from(cap)
+            .unwrap_or(usize::MAX)
+            .min(isize::MAX as usize);
         let map = loop {
             match map_anon(len) {
                 Ok(map) => break map,

@@ -15,10 +15,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 use streamcache::StreamCache;
 
-/// Only a guard against hangs: every wait in these tests should end long before it.
-const HANG_GUARD: Duration = Duration::from_secs(60);
+/// Only a guard against hangs: every wait in these tests should end long before it. Longer under
+/// miri, which runs these tests hundreds of times slower against the real clock.
+const HANG_GUARD: Duration = Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
 /// How long the filler may take to notice that every handle is gone (it needs one more chunk).
-const STOP_GUARD: Duration = Duration::from_secs(30);
+const STOP_GUARD: Duration = Duration::from_secs(if cfg!(miri) { 300 } else { 30 });
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 const FILLER_NAME: &str = "cancel-test-filler";
@@ -219,6 +220,8 @@ fn assert_released(dir: &Path) {
 /// filler at its next chunk and releases the spill file; while one `Reader` is left, the filler
 /// keeps going.
 #[test]
+// Needs the spill file (miri cannot map files) and reads /proc/self/{fd,maps}.
+#[cfg_attr(miri, ignore = "spill file and /proc")]
 fn dropping_every_handle_stops_the_filler_and_releases_the_file() {
     let (_guard, dir) = temp_dir("handles");
     let (source, gate, record) = Endless::new();
@@ -276,6 +279,8 @@ fn dropping_every_handle_stops_the_filler_and_releases_the_file() {
 /// With only `Bytes` left (one from the arena, one from the spill file), the filler stops too;
 /// the `Bytes` stay readable and correct, and once they are gone the file is released.
 #[test]
+// Needs the spill file (miri cannot map files) and reads /proc/self/{fd,maps}.
+#[cfg_attr(miri, ignore = "spill file and /proc")]
 fn with_only_bytes_left_the_filler_stops_and_the_bytes_stay_readable() {
     let (_guard, dir) = temp_dir("bytes");
     let (source, gate, record) = Endless::new();

@@ -9,8 +9,9 @@ use std::thread;
 use std::time::Duration;
 use streamcache::StreamCache;
 
-/// Only a guard against hangs: every wait in these tests should end long before it.
-const HANG_GUARD: Duration = Duration::from_secs(60);
+/// Only a guard against hangs: every wait in these tests should end long before it. Longer under
+/// miri, which runs these tests hundreds of times slower against the real clock.
+const HANG_GUARD: Duration = Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 
@@ -180,6 +181,8 @@ fn random_op(cache: &StreamCache, reader: &mut streamcache::Reader, rng: &mut Rn
 /// 8 threads: two stream through everything (zero-copy and copying), six do random reads, all
 /// against a stream that trickles in, 6 MiB through a 1 MiB arena into the spill file.
 #[test]
+// 6 MiB through the spill file: miri cannot map files (and it would take hours).
+#[cfg_attr(miri, ignore = "6 MiB through a file mapping")]
 fn eight_threads_read_correct_bytes_while_filling_and_spilling() {
     const TOTAL: u64 = 6 * MIB;
     let dir = temp_dir("random");
@@ -266,8 +269,10 @@ fn eight_threads_read_correct_bytes_while_filling_and_spilling() {
 /// readers park first; the other half race their registration against the steps.
 #[test]
 fn parked_readers_are_all_woken_step_by_step() {
-    const STEP: u64 = 10_000;
+    // Smaller steps and fewer rounds under miri (every thread and target is kept).
+    const STEP: u64 = if cfg!(miri) { 256 } else { 10_000 };
     const STEPS: u64 = 16;
+    const ROUNDS: u32 = if cfg!(miri) { 2 } else { 10 };
     const TOTAL: u64 = STEP * STEPS;
     // One reader per step, 8 more on the middle step, 4 more on the last byte, 2 at 0 and 3
     // past the end (these are woken by the end of the stream).
@@ -278,7 +283,7 @@ fn parked_readers_are_all_woken_step_by_step() {
     let past_end = [TOTAL + 1, TOTAL + STEP, u64::MAX];
     targets.extend(past_end);
 
-    for round in 0..10 {
+    for round in 0..ROUNDS {
         let (tx, rx) = mpsc::channel::<io::Result<Vec<u8>>>();
         let cache = StreamCache::builder().spawn_chunks(rx).unwrap();
         let start = Arc::new(Barrier::new(targets.len() + 1));
@@ -349,6 +354,8 @@ fn feed(tx: &Sender<io::Result<Vec<u8>>>, start: u64, end: u64, piece: u64) {
 /// storage they point into was neither unmapped nor overwritten. A second thread keeps every
 /// slice it takes along the way and checks them all again at the end.
 #[test]
+// Spills 4 MiB to the spill file, which miri cannot map.
+#[cfg_attr(miri, ignore = "spills to a file mapping")]
 fn slices_taken_while_filling_stay_valid_after_the_spill() {
     const ARENA: u64 = 256 * KIB;
     const TOTAL: u64 = 4 * MIB;

@@ -102,6 +102,8 @@ fn rss_anon() -> u64 {
 /// threads (zero-copy `fill_buf`, and copying `read`) that check samples of every page, while a
 /// third samples `RssAnon` every few milliseconds: its peak stays within the arena plus slack.
 #[test]
+// 3 GiB through the spill file, sampled in /proc/self/status: miri can do neither.
+#[cfg_attr(miri, ignore = "3 GiB through a file mapping, /proc")]
 fn anonymous_memory_stays_bounded_for_a_multi_gib_stream() {
     let dir = tempfile::Builder::new()
         .prefix("streamcache-memory-")

@@ -11,8 +11,9 @@ use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 /// How long any wait in a test may take before the test is declared hung. Generous: the
-/// machine is shared; a correct implementation is done in milliseconds.
-pub const HANG_GUARD: Duration = Duration::from_secs(30);
+/// machine is shared; a correct implementation is done in milliseconds. Longer under miri, which
+/// runs the tests hundreds of times slower against the real clock.
+pub const HANG_GUARD: Duration = Duration::from_secs(if cfg!(miri) { 300 } else { 30 });
 
 /// The byte at offset `i` of every generated stream: a mix of the offset's bits, so that a byte
 /// read from the wrong offset (or a run copied to the wrong place) does not match.

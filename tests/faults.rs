@@ -1,0 +1,2087 @@
+#![cfg(not(miri))]
+//! The fault suite (issue 7): resumable sources against a real TCP server that hangs up, source
+//! faults at every chunk boundary ±1 (in the arena and in the spill file), `Interrupted` storms,
+//! panicking, over-claiming and unopenable sources, the exact retry count and backoff of
+//! `spawn_resumable`, cancellation while retrying, a missing or unwritable `temp_dir`, and a full
+//! disk (a small tmpfs) with plain and resumable sources.
+//!
+//! Every wait is bounded by [`HANG_GUARD`]; timing checks are lower bounds only.
+
+use std::collections::BTreeSet;
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use streamcache::{Builder, Status, StreamCache};
+
+/// Only a guard against hangs: every wait here should end long before it.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+/// A backoff short enough not to slow the suite down.
+const QUICK: Duration = Duration::from_millis(1);
+/// The kinds `spawn_resumable` retries (the issue's list), as errors of a reader.
+const TRANSIENT: [ErrorKind; 6] = [
+    ErrorKind::ConnectionReset,
+    ErrorKind::ConnectionAborted,
+    ErrorKind::BrokenPipe,
+    ErrorKind::TimedOut,
+    ErrorKind::Interrupted,
+    ErrorKind::UnexpectedEof,
+];
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: the pattern, checks, hang guards
+// ---------------------------------------------------------------------------------------------
+
+/// The byte at `offset` of every stream here (splitmix64's finaliser of the offset): a byte read
+/// from the wrong offset, or a resumed stream that skipped or repeated bytes, does not match.
+fn byte_at(offset: u64) -> u8 {
+    let mut z = offset.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as u8
+}
+
+fn fill_pattern(offset: u64, buf: &mut [u8]) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = byte_at(offset + i as u64);
+    }
+}
+
+fn pattern(start: u64, end: u64) -> Vec<u8> {
+    (start..end).map(byte_at).collect()
+}
+
+/// Panics, naming the first wrong byte, unless `data` is the pattern at `offset`.
+#[track_caller]
+fn assert_pattern(offset: u64, data: &[u8], what: &str) {
+    if let Some(i) = (0..data.len()).find(|&i| data[i] != byte_at(offset + i as u64)) {
+        panic!(
+            "{what}: wrong byte at offset {} (got {:#04x}, expected {:#04x})",
+            offset + i as u64,
+            data[i],
+            byte_at(offset + i as u64)
+        );
+    }
+}
+
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("streamcache-faults-{name}-"))
+        .tempdir()
+        .expect("create a temp dir")
+}
+
+/// Waits for the end of the stream (complete or failed), failing the test on a hang.
+#[track_caller]
+fn outcome(cache: &StreamCache) -> io::Result<u64> {
+    cache
+        .wait_for_timeout(u64::MAX, HANG_GUARD)
+        .map(|r| r.expect("wait_for_timeout timed out: the cache hangs"))
+}
+
+/// Runs `f` on a thread and returns its result, failing the test if it does not finish.
+#[track_caller]
+fn finishes<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(HANG_GUARD)
+        .unwrap_or_else(|e| panic!("{what}: did not finish ({e}): it hangs or panicked"))
+}
+
+/// A reader streaming through the cache with odd buffer sizes, checking every byte; returns
+/// where it stopped and how (`Ok` at the end of the stream).
+fn streamer(cache: &StreamCache, what: &'static str) -> JoinHandle<(u64, io::Result<()>)> {
+    let mut reader = cache.reader();
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 70_001];
+        let sizes = [1, 4095, 4097, 65_536, 70_001, 333];
+        for size in sizes.iter().cycle() {
+            let at = reader.position();
+            match reader.read(&mut buf[..*size]) {
+                Ok(0) => return (at, Ok(())),
+                Ok(n) => assert_pattern(at, &buf[..n], what),
+                Err(e) => return (at, Err(e)),
+            }
+        }
+        unreachable!()
+    })
+}
+
+/// Joins a [`streamer`], bounded.
+#[track_caller]
+fn join_streamer(handle: JoinHandle<(u64, io::Result<()>)>, what: &str) -> (u64, io::Result<()>) {
+    let label = what.to_owned();
+    finishes(what, move || {
+        handle
+            .join()
+            .unwrap_or_else(|_| panic!("{label}: the reader panicked"))
+    })
+}
+
+/// The stream completed with `len` bytes, all of them right, and nothing says otherwise.
+#[track_caller]
+fn assert_complete(cache: &StreamCache, len: u64, what: &str) {
+    match outcome(cache) {
+        Ok(got) => assert_eq!(got, len, "{what}: final length"),
+        Err(e) => panic!("{what}: expected a complete stream of {len} bytes, got {e:?}"),
+    }
+    assert_eq!(cache.status(), Status::Complete { len }, "{what}");
+    assert_eq!(cache.len(), Some(len), "{what}");
+    assert!(cache.is_complete(), "{what}");
+    assert_pattern(0, cache.slice(..).unwrap(), what);
+    assert_eq!(
+        cache.read_at(len, &mut [0; 8]).unwrap(),
+        0,
+        "{what}: read at the end"
+    );
+    let mut all = Vec::new();
+    cache.reader().read_to_end(&mut all).unwrap();
+    assert_eq!(all.len() as u64, len, "{what}: read_to_end");
+    assert_pattern(0, &all, what);
+}
+
+/// The stream failed at `at` with `kind` and a message containing `message`; every byte before
+/// `at` is right and readable, every read past it gets the error. Returns the error.
+#[track_caller]
+fn assert_failed(
+    cache: &StreamCache,
+    at: u64,
+    kind: ErrorKind,
+    message: &str,
+    what: &str,
+) -> io::Error {
+    let err = outcome(cache).expect_err(what);
+    assert_eq!(err.kind(), kind, "{what}: kind of {err}");
+    assert!(
+        err.to_string().contains(message),
+        "{what}: the error {err:?} does not contain {message:?}"
+    );
+    assert_eq!(
+        cache.status(),
+        Status::Failed {
+            available: at,
+            error: kind
+        },
+        "{what}: {err}"
+    );
+    assert_eq!(cache.len(), None, "{what}");
+    assert_pattern(0, cache.slice(..at).unwrap(), what);
+    assert_pattern(0, &cache.bytes(..at).unwrap(), what);
+    assert_eq!(cache.wait_for(at).unwrap(), at, "{what}: wait_for(at)");
+    for (how, result) in [
+        ("read_at", cache.read_at(at, &mut [0; 10]).map(drop)),
+        ("slice", cache.slice(at..at + 1).map(drop)),
+        ("reader", cache.reader_at(at).read(&mut [0; 10]).map(drop)),
+        ("wait_complete", cache.wait_complete().map(drop)),
+    ] {
+        let e = result.expect_err(how);
+        assert_eq!(e.kind(), kind, "{what}: {how}: {e}");
+        assert!(
+            e.to_string().contains(message),
+            "{what}: {how}: {e:?} does not contain {message:?}"
+        );
+    }
+    err
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sources with faults, and a scripted `open`
+// ---------------------------------------------------------------------------------------------
+
+/// What a [`Source`] does when a read starts at its fault offset.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Fails with this kind (the message names the source, the kind and the offset).
+    Error(ErrorKind),
+    /// Returns `Ok(0)`: ends early.
+    End,
+    /// Panics.
+    Panic,
+    /// Fills the buffer and claims `claim(buf.len())` bytes.
+    Overclaim(fn(usize) -> usize),
+}
+
+fn one_more(len: usize) -> usize {
+    len + 1
+}
+
+fn everything(_: usize) -> usize {
+    usize::MAX
+}
+
+/// The pattern from `pos` to `len`, in reads of at most `piece` bytes that never cross `fault`'s
+/// offset; a read starting there does the fault (again and again). Optionally `storm`
+/// `Interrupted` errors before every real read.
+struct Source {
+    tag: String,
+    pos: u64,
+    len: u64,
+    piece: usize,
+    fault: Option<(u64, Fault)>,
+    storm: u32,
+    storm_left: u32,
+    reads: u32,
+    interrupts: Arc<AtomicU64>,
+}
+
+impl Source {
+    fn new(len: u64) -> Self {
+        Self {
+            tag: "source".to_owned(),
+            pos: 0,
+            len,
+            piece: usize::MAX,
+            fault: None,
+            storm: 0,
+            storm_left: 0,
+            reads: 0,
+            interrupts: Arc::default(),
+        }
+    }
+
+    fn at(mut self, pos: u64) -> Self {
+        self.pos = pos;
+        self
+    }
+
+    fn piece(mut self, piece: usize) -> Self {
+        self.piece = piece;
+        self
+    }
+
+    fn fault(mut self, at: u64, fault: Fault) -> Self {
+        self.fault = Some((at, fault));
+        self
+    }
+
+    fn storm(mut self, per_read: u32, count: &Arc<AtomicU64>) -> Self {
+        self.storm = per_read;
+        self.storm_left = per_read;
+        self.interrupts = Arc::clone(count);
+        self
+    }
+
+    fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = tag.into();
+        self
+    }
+}
+
+/// The message of an injected error, to find in what readers get.
+fn injected(tag: &str, kind: ErrorKind, at: u64) -> String {
+    format!("{tag}: injected {kind:?} at byte {at}")
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.storm_left > 0 {
+            self.storm_left -= 1;
+            self.interrupts.fetch_add(1, Ordering::Relaxed);
+            return Err(io::Error::new(ErrorKind::Interrupted, "injected storm"));
+        }
+        self.storm_left = self.storm;
+        self.reads += 1;
+        let mut end = self.len;
+        if let Some((at, fault)) = self.fault {
+            if self.pos == at {
+                return match fault {
+                    Fault::Error(kind) => Err(io::Error::new(kind, injected(&self.tag, kind, at))),
+                    Fault::End => Ok(0),
+                    Fault::Panic => panic!("{}: injected panic at byte {at}", self.tag),
+                    Fault::Overclaim(claim) => {
+                        fill_pattern(self.pos, buf);
+                        Ok(claim(buf.len()))
+                    }
+                };
+            }
+            if at > self.pos {
+                end = end.min(at);
+            }
+        }
+        let n = (end.saturating_sub(self.pos))
+            .min(buf.len() as u64)
+            .min(self.piece as u64) as usize;
+        fill_pattern(self.pos, &mut buf[..n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// What one call of a scripted `open` does.
+#[derive(Debug, Clone, Copy)]
+enum Open {
+    /// `open` itself fails with this kind.
+    Refuse(ErrorKind),
+    /// `open` panics.
+    Panic,
+    /// A reader whose first read does the fault.
+    Fails(Fault),
+    /// A reader that delivers this many bytes, then does the fault.
+    After(u64, Fault),
+    /// A reader that does the fault when it reaches this absolute offset.
+    At(u64, Fault),
+    /// A reader of the rest of the stream.
+    Clean,
+}
+
+/// One call of `open`.
+#[derive(Debug, Clone)]
+struct OpenCall {
+    offset: u64,
+    at: Instant,
+    thread: Option<String>,
+}
+
+type OpenLog = Arc<Mutex<Vec<OpenCall>>>;
+
+fn offsets(log: &OpenLog) -> Vec<u64> {
+    log.lock().unwrap().iter().map(|c| c.offset).collect()
+}
+
+/// Sends on its channel when dropped: tells the test that the filler let go of the closure.
+struct DropSignal(Sender<()>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// A scripted `open`: call `i` does `plan[i]`, and every call after the plan does `then` (cycled).
+/// The readers it returns serve the pattern up to `len` in pieces of `piece` bytes. Past
+/// [`RUNAWAY`] calls it fails with `NotFound`, to end a retry loop that does not end by itself.
+struct Opener {
+    len: u64,
+    piece: usize,
+    storm: u32,
+    interrupts: Arc<AtomicU64>,
+    plan: Vec<Open>,
+    then: Vec<Open>,
+    log: OpenLog,
+    notify: Option<Sender<u64>>,
+    _on_drop: Option<DropSignal>,
+    runaway: usize,
+}
+
+/// More calls of `open` than any test here makes on purpose.
+const RUNAWAY: usize = 1000;
+
+impl Opener {
+    fn new(len: u64, plan: &[Open], then: &[Open]) -> Self {
+        Self {
+            len,
+            piece: usize::MAX,
+            storm: 0,
+            interrupts: Arc::default(),
+            plan: plan.to_vec(),
+            then: then.to_vec(),
+            log: Arc::default(),
+            notify: None,
+            _on_drop: None,
+            runaway: RUNAWAY,
+        }
+    }
+
+    fn piece(mut self, piece: usize) -> Self {
+        self.piece = piece;
+        self
+    }
+
+    fn storm(mut self, per_read: u32) -> Self {
+        self.storm = per_read;
+        self
+    }
+
+    /// Sends the offset of every call.
+    fn notify(mut self) -> (Self, Receiver<u64>) {
+        let (tx, rx) = mpsc::channel();
+        self.notify = Some(tx);
+        (self, rx)
+    }
+
+    /// Signals when the opener (and so the closure owning it) is dropped. No runaway limit:
+    /// the test ends the retries by dropping the cache.
+    fn on_drop(mut self) -> (Self, Receiver<()>) {
+        let (tx, rx) = mpsc::channel();
+        self._on_drop = Some(DropSignal(tx));
+        self.runaway = usize::MAX;
+        (self, rx)
+    }
+
+    fn log(&self) -> OpenLog {
+        Arc::clone(&self.log)
+    }
+
+    fn open(&mut self, offset: u64) -> io::Result<Source> {
+        let n = {
+            let mut log = self.log.lock().unwrap();
+            log.push(OpenCall {
+                offset,
+                at: Instant::now(),
+                thread: thread::current().name().map(str::to_owned),
+            });
+            log.len()
+        };
+        if let Some(tx) = &self.notify {
+            let _ = tx.send(offset);
+        }
+        if n > self.runaway {
+            return Err(io::Error::new(
+                ErrorKind::NotFound,
+                format!("runaway: open called {n} times"),
+            ));
+        }
+        let step = match self.plan.get(n - 1) {
+            Some(step) => *step,
+            None if self.then.is_empty() => Open::Clean,
+            None => self.then[(n - 1 - self.plan.len()) % self.then.len()],
+        };
+        let tag = format!("open #{n}");
+        let source = Source::new(self.len)
+            .at(offset)
+            .piece(self.piece)
+            .storm(self.storm, &self.interrupts)
+            .tag(tag.clone());
+        match step {
+            Open::Refuse(kind) => Err(io::Error::new(
+                kind,
+                format!("{tag} at {offset}: refused with {kind:?}"),
+            )),
+            Open::Panic => panic!("{tag} at {offset}: injected panic in open"),
+            Open::Fails(fault) => Ok(source.fault(offset, fault)),
+            Open::After(bytes, fault) => Ok(source.fault(offset + bytes, fault)),
+            Open::At(at, fault) => Ok(source.fault(at, fault)),
+            Open::Clean => Ok(source),
+        }
+    }
+
+    fn spawn(mut self, builder: Builder) -> StreamCache {
+        builder
+            .spawn_resumable(move |offset| self.open(offset))
+            .expect("spawn_resumable")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A raw HTTP server on 127.0.0.1 that hangs up, and honours Range on the next request
+// ---------------------------------------------------------------------------------------------
+
+/// How the server ends one response.
+#[derive(Debug, Clone, Copy)]
+enum HangUp {
+    /// Sends this many body bytes, then closes the connection cleanly (FIN): the client sees an
+    /// early end of the body.
+    Close(u64),
+    /// Sends this many body bytes, then resets the connection (RST).
+    Reset(u64),
+}
+
+struct RangeServer {
+    addr: SocketAddr,
+    /// The `Range` start of every request (`None`: no Range header).
+    requests: Arc<Mutex<Vec<Option<u64>>>>,
+}
+
+/// Serves the pattern of `len` bytes; request `i` ends as `plan[i]` says, later requests are
+/// served whole. Honours `Range: bytes=N-`.
+fn range_server(len: u64, plan: Vec<HangUp>) -> RangeServer {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&requests);
+    // Lives until the test process ends, blocked in `accept` once the test is done.
+    thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(conn) = conn else { continue };
+            if let Err(e) = serve(conn, len, plan.get(i).copied(), &log) {
+                eprintln!("range server: request {i}: {e}");
+            }
+        }
+    });
+    RangeServer { addr, requests }
+}
+
+fn serve(
+    conn: TcpStream,
+    len: u64,
+    hang_up: Option<HangUp>,
+    log: &Mutex<Vec<Option<u64>>>,
+) -> io::Result<()> {
+    conn.set_read_timeout(Some(HANG_GUARD))?;
+    conn.set_write_timeout(Some(HANG_GUARD))?;
+    let mut head = BufReader::new(conn.try_clone()?);
+    let mut range = None;
+    loop {
+        let mut line = String::new();
+        head.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("range") {
+                let start = value
+                    .trim()
+                    .strip_prefix("bytes=")
+                    .and_then(|v| v.strip_suffix('-'))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| io::Error::other(format!("bad range {value:?}")))?;
+                range = Some(start);
+            }
+        }
+    }
+    log.lock().unwrap().push(range);
+    let start = range.unwrap_or(0).min(len);
+    let mut out = conn;
+    let head = match range {
+        Some(_) => format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{len}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            len.saturating_sub(1),
+            len - start
+        ),
+        None => format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"),
+    };
+    out.write_all(head.as_bytes())?;
+    let (end, reset) = match hang_up {
+        Some(HangUp::Close(n)) => ((start + n).min(len), false),
+        Some(HangUp::Reset(n)) => ((start + n).min(len), true),
+        None => (len, false),
+    };
+    let mut at = start;
+    let mut buf = vec![0u8; 16 << 10];
+    while at < end {
+        let n = (end - at).min(buf.len() as u64) as usize;
+        fill_pattern(at, &mut buf[..n]);
+        out.write_all(&buf[..n])?;
+        at += n as u64;
+    }
+    if reset {
+        reset_on_close(&out);
+    } else {
+        out.shutdown(Shutdown::Write)?;
+    }
+    Ok(())
+}
+
+/// Makes dropping `stream` send a RST instead of a FIN (`SO_LINGER` with a zero timeout).
+#[cfg(unix)]
+fn reset_on_close(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `setsockopt` on a socket we own, with a valid `linger` that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            std::ptr::from_ref(&linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", io::Error::last_os_error());
+}
+
+#[cfg(not(unix))]
+fn reset_on_close(stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// The client's `open(offset)`: a GET, with `Range: bytes=offset-` past 0; returns the body.
+fn http_open(addr: SocketAddr, offset: u64) -> io::Result<BufReader<TcpStream>> {
+    let stream = TcpStream::connect(addr)?;
+    // A hang guard: a timeout is `WouldBlock` here, not retried, so a stuck test fails.
+    stream.set_read_timeout(Some(HANG_GUARD))?;
+    let mut request = format!("GET /data HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if offset > 0 {
+        request.push_str(&format!("Range: bytes={offset}-\r\n"));
+    }
+    request.push_str("\r\n");
+    (&stream).write_all(request.as_bytes())?;
+    let mut body = BufReader::new(stream);
+    let mut status = String::new();
+    if body.read_line(&mut status)? == 0 {
+        return Err(io::Error::new(
+            ErrorKind::UnexpectedEof,
+            "the server closed before answering",
+        ));
+    }
+    let want = if offset > 0 { "206" } else { "200" };
+    if status.split_whitespace().nth(1) != Some(want) {
+        return Err(io::Error::other(format!(
+            "status {status:?} for offset {offset}"
+        )));
+    }
+    let mut content_range = None;
+    loop {
+        let mut line = String::new();
+        if body.read_line(&mut line)? == 0 {
+            return Err(io::Error::new(
+                ErrorKind::UnexpectedEof,
+                "the server closed in the headers",
+            ));
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-range") {
+                content_range = Some(value.trim().to_owned());
+            }
+        }
+    }
+    if offset > 0 {
+        let ok = content_range
+            .as_deref()
+            .is_some_and(|r| r.starts_with(&format!("bytes {offset}-")));
+        if !ok {
+            return Err(io::Error::other(format!(
+                "Content-Range {content_range:?} for offset {offset}"
+            )));
+        }
+    }
+    Ok(body)
+}
+
+/// Four readers of different kinds over the whole stream; none may see an error.
+fn readers_see_one_intact_stream(cache: &StreamCache, len: u64) {
+    let streamers = [streamer(cache, "reader 1"), streamer(cache, "reader 2")];
+    let buffered = {
+        let mut reader = cache.reader();
+        thread::spawn(move || {
+            let mut total = 0u64;
+            loop {
+                let at = reader.position();
+                let buf = reader.fill_buf()?;
+                if buf.is_empty() {
+                    return Ok::<_, io::Error>(total);
+                }
+                assert_pattern(at, buf, "fill_buf reader");
+                let n = buf.len();
+                total += n as u64;
+                reader.consume(n);
+            }
+        })
+    };
+    let random = {
+        let cache = cache.clone();
+        thread::spawn(move || {
+            let mut x = 0x1234_5678_u64;
+            let mut buf = vec![0u8; 9000];
+            for _ in 0..200 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = x % len;
+                let n = cache.read_at(at, &mut buf)?;
+                assert!(n > 0, "read_at({at}) before the end returned 0");
+                assert_pattern(at, &buf[..n], "read_at reader");
+            }
+            Ok::<_, io::Error>(())
+        })
+    };
+    for (i, s) in streamers.into_iter().enumerate() {
+        let (at, result) = join_streamer(s, "streaming reader");
+        result.unwrap_or_else(|e| panic!("streaming reader {i} got an error at {at}: {e:?}"));
+        assert_eq!(at, len, "streaming reader {i} ended early");
+    }
+    let total = finishes("fill_buf reader", move || buffered.join().unwrap()).unwrap();
+    assert_eq!(total, len);
+    finishes("read_at reader", move || random.join().unwrap()).unwrap();
+}
+
+#[test]
+fn http_server_hangs_up_after_n_bytes_then_honours_range() {
+    const LEN: u64 = 2 * MIB + 333;
+    const FIRST: u64 = 700_001;
+    let server = range_server(LEN, vec![HangUp::Close(FIRST)]);
+    let addr = server.addr;
+    let cache = StreamCache::builder()
+        .memory_limit(512 << 10)
+        .chunk_size(64 << 10)
+        .expected_len(LEN) // the Content-Length
+        .retry_backoff(QUICK)
+        .spawn_resumable(move |offset| http_open(addr, offset))
+        .unwrap();
+    readers_see_one_intact_stream(&cache, LEN);
+    assert_complete(&cache, LEN, "resumed download");
+    assert_eq!(
+        *server.requests.lock().unwrap(),
+        vec![None, Some(FIRST)],
+        "one plain GET, then one Range request from where it broke"
+    );
+}
+
+#[test]
+fn http_server_resets_and_closes_repeatedly() {
+    const LEN: u64 = 3 * MIB + 17;
+    let plan = vec![
+        HangUp::Reset(100_000),
+        HangUp::Close(600_000),
+        HangUp::Reset(1_000_000),
+        HangUp::Close(1),
+    ];
+    let server = range_server(LEN, plan.clone());
+    let addr = server.addr;
+    let cache = StreamCache::builder()
+        .memory_limit(1 << 20)
+        .chunk_size(32 << 10)
+        .expected_len(LEN)
+        .retry_backoff(QUICK)
+        .spawn_resumable(move |offset| http_open(addr, offset))
+        .unwrap();
+    readers_see_one_intact_stream(&cache, LEN);
+    assert_complete(&cache, LEN, "download through resets");
+    let requests = server.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), plan.len() + 1, "{requests:?}");
+    assert_eq!(requests[0], None, "{requests:?}");
+    // A Range header exactly when resuming past 0.
+    let starts: Vec<u64> = requests.iter().map(|r| r.unwrap_or(0)).collect();
+    assert!(requests[1..].iter().all(|r| r != &Some(0)), "{requests:?}");
+    for (i, w) in starts.windows(2).enumerate() {
+        match plan[i] {
+            // A clean close delivers every byte sent: the next request starts right after.
+            HangUp::Close(n) => assert_eq!(w[1], w[0] + n, "request {i}: {requests:?}"),
+            // A RST may discard bytes the client had not read yet: it resumes from what it got.
+            HangUp::Reset(n) => assert!(w[0] <= w[1] && w[1] <= w[0] + n, "{requests:?}"),
+        }
+    }
+}
+
+#[test]
+fn http_server_that_always_hangs_up_after_progress() {
+    // Every response stops after 64 KiB: each re-open makes progress, so `retries(1)` is enough.
+    const LEN: u64 = MIB + 5;
+    const STEP: u64 = 64 << 10;
+    let plan = vec![HangUp::Close(STEP); (LEN / STEP) as usize];
+    let server = range_server(LEN, plan);
+    let addr = server.addr;
+    let cache = StreamCache::builder()
+        .memory_limit(200 << 10)
+        .expected_len(LEN)
+        .retries(1)
+        .retry_backoff(QUICK)
+        .spawn_resumable(move |offset| http_open(addr, offset))
+        .unwrap();
+    readers_see_one_intact_stream(&cache, LEN);
+    assert_complete(&cache, LEN, "download in 64 KiB pieces");
+    let requests = server.requests.lock().unwrap().clone();
+    let expected: Vec<Option<u64>> = (0..=LEN / STEP)
+        .map(|i| (i > 0).then_some(i * STEP))
+        .collect();
+    assert_eq!(requests, expected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Source faults at every chunk boundary ±1, in the arena and in the spill file
+// ---------------------------------------------------------------------------------------------
+
+const CHUNK: usize = 4096;
+const TOTAL: u64 = 41_000;
+
+/// Where the filler's reads start and end for a source that fills every buffer: chunk-sized
+/// reads in the arena up to its end, then chunk-sized reads in the spill file.
+fn read_boundaries(memory_limit: u64) -> Vec<u64> {
+    let mut ends = vec![0];
+    let mut pos = 0;
+    while pos < TOTAL {
+        let room = if pos < memory_limit {
+            (memory_limit - pos).min(CHUNK as u64)
+        } else {
+            CHUNK as u64
+        };
+        pos = (pos + room).min(TOTAL);
+        ends.push(pos);
+    }
+    ends
+}
+
+/// Every chunk boundary, the arena's end and the stream's end, each -1, +0 and +1.
+fn fault_offsets(memory_limit: u64) -> BTreeSet<u64> {
+    let mut at = BTreeSet::new();
+    for b in read_boundaries(memory_limit)
+        .into_iter()
+        .chain([memory_limit.min(TOTAL), TOTAL])
+    {
+        for o in [b.saturating_sub(1), b, b + 1] {
+            if o <= TOTAL {
+                at.insert(o);
+            }
+        }
+    }
+    at
+}
+
+/// Memory limits: all in the arena, arena then spill (not a multiple of the chunk), spill only.
+const MEMORY_LIMITS: [u64; 3] = [MIB, 10_000, 0];
+
+fn boundary_builder(memory_limit: u64, dir: &Path) -> Builder {
+    StreamCache::builder()
+        .memory_limit(memory_limit as usize)
+        .chunk_size(CHUNK)
+        .temp_dir(dir)
+}
+
+#[test]
+fn source_errors_at_every_chunk_boundary() {
+    let dir = temp_dir("boundary-errors");
+    for memory_limit in MEMORY_LIMITS {
+        for at in fault_offsets(memory_limit) {
+            let what = format!("error at {at} (memory_limit {memory_limit})");
+            let kind = ErrorKind::ConnectionReset;
+            let cache = boundary_builder(memory_limit, dir.path())
+                .spawn(Source::new(TOTAL).fault(at, Fault::Error(kind)))
+                .unwrap();
+            let reader = streamer(&cache, "streaming reader");
+            let message = injected("source", kind, at);
+            assert_failed(&cache, at, kind, &message, &what);
+            let (stopped, result) = join_streamer(reader, &what);
+            assert_eq!(
+                stopped, at,
+                "{what}: the streaming reader got every byte before"
+            );
+            assert_eq!(result.unwrap_err().kind(), kind, "{what}");
+        }
+    }
+}
+
+#[test]
+fn chunk_source_errors_at_every_chunk_boundary() {
+    let dir = temp_dir("boundary-chunks");
+    for memory_limit in MEMORY_LIMITS {
+        for at in fault_offsets(memory_limit) {
+            let what = format!("chunk error at {at} (memory_limit {memory_limit})");
+            // Chunks of 3000 bytes (not lined up with reads), cut at the fault, then the error.
+            let mut chunks: Vec<io::Result<Vec<u8>>> = Vec::new();
+            let mut pos = 0;
+            while pos < at {
+                let end = (pos + 3000).min(at);
+                chunks.push(Ok(pattern(pos, end)));
+                pos = end;
+            }
+            chunks.push(Err(io::Error::new(
+                ErrorKind::TimedOut,
+                format!("chunk at {at}"),
+            )));
+            chunks.push(Ok(vec![0xEE; 100])); // never reached
+            let cache = boundary_builder(memory_limit, dir.path())
+                .spawn_chunks(chunks)
+                .unwrap();
+            assert_failed(
+                &cache,
+                at,
+                ErrorKind::TimedOut,
+                &format!("chunk at {at}"),
+                &what,
+            );
+        }
+    }
+}
+
+#[test]
+fn overclaiming_reads_at_every_chunk_boundary() {
+    let dir = temp_dir("boundary-overclaim");
+    for memory_limit in MEMORY_LIMITS {
+        for (i, at) in fault_offsets(memory_limit).into_iter().enumerate() {
+            let claim = if i % 2 == 0 { one_more } else { everything };
+            let what = format!("overclaim at {at} (memory_limit {memory_limit})");
+            let cache = boundary_builder(memory_limit, dir.path())
+                .spawn(Source::new(TOTAL).fault(at, Fault::Overclaim(claim)))
+                .unwrap();
+            assert_failed(&cache, at, ErrorKind::InvalidData, "", &what);
+        }
+    }
+}
+
+#[test]
+fn resumable_breaks_at_every_chunk_boundary() {
+    let dir = temp_dir("boundary-resume");
+    // Every transient way to break: an error of each retried kind, or an early end.
+    let breaks: Vec<Fault> = TRANSIENT
+        .iter()
+        .filter(|&&k| k != ErrorKind::Interrupted) // retried at once on the same reader: no break
+        .map(|&k| Fault::Error(k))
+        .chain([Fault::End])
+        .collect();
+    for memory_limit in MEMORY_LIMITS {
+        for (i, at) in fault_offsets(memory_limit).into_iter().enumerate() {
+            let fault = breaks[i % breaks.len()];
+            let what = format!("{fault:?} at {at} (memory_limit {memory_limit})");
+            let opener = Opener::new(TOTAL, &[Open::At(at, fault)], &[]);
+            let log = opener.log();
+            let cache = opener.spawn(
+                boundary_builder(memory_limit, dir.path())
+                    .expected_len(TOTAL)
+                    .retries(1)
+                    .retry_backoff(QUICK),
+            );
+            let reader = streamer(&cache, "streaming reader");
+            assert_complete(&cache, TOTAL, &what);
+            let (stopped, result) = join_streamer(reader, &what);
+            result.unwrap_or_else(|e| panic!("{what}: the streaming reader got {e:?}"));
+            assert_eq!(stopped, TOTAL, "{what}");
+            // An end at the expected length is the end, not a break.
+            let expected = if at == TOTAL && matches!(fault, Fault::End) {
+                vec![0]
+            } else {
+                vec![0, at]
+            };
+            assert_eq!(offsets(&log), expected, "{what}: the offsets opened");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interrupted storms
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn interrupted_storm_from_a_read_source() {
+    const LEN: u64 = 300 * KIB + 7;
+    let dir = temp_dir("storm");
+    for memory_limit in [MIB as usize, 64 << 10, 0] {
+        let count = Arc::new(AtomicU64::new(0));
+        let cache = StreamCache::builder()
+            .memory_limit(memory_limit)
+            .temp_dir(dir.path())
+            .chunk_size(8 << 10)
+            .spawn(Source::new(LEN).piece(999).storm(50, &count))
+            .unwrap();
+        assert_complete(&cache, LEN, "storm");
+        assert!(
+            count.load(Ordering::Relaxed) >= 300 * 50,
+            "the storm happened"
+        );
+    }
+}
+
+#[test]
+fn interrupted_storm_from_a_chunk_source() {
+    const LEN: u64 = 100 * KIB;
+    let mut items: Vec<io::Result<Vec<u8>>> = Vec::new();
+    let mut pos = 0;
+    while pos < LEN {
+        for _ in 0..100 {
+            items.push(Err(io::Error::new(ErrorKind::Interrupted, "storm")));
+        }
+        let end = (pos + 1000).min(LEN);
+        items.push(Ok(pattern(pos, end)));
+        pos = end;
+    }
+    let dir = temp_dir("storm-chunks");
+    let cache = StreamCache::builder()
+        .memory_limit(32 << 10)
+        .temp_dir(dir.path())
+        .spawn_chunks(items)
+        .unwrap();
+    assert_complete(&cache, LEN, "chunk storm");
+}
+
+#[test]
+fn interrupted_storm_from_a_resumable_source_is_not_a_retry() {
+    // `Interrupted` from a reader is retried at once on the same reader: no re-open, no
+    // backoff, and it does not count against `retries` (0 here: any counted failure fails).
+    const LEN: u64 = 200 * KIB + 1;
+    let dir = temp_dir("storm-resume");
+    for memory_limit in [MIB as usize, 0] {
+        let opener = Opener::new(LEN, &[], &[]).piece(777).storm(40);
+        let count = Arc::clone(&opener.interrupts);
+        let log = opener.log();
+        let cache = opener.spawn(
+            StreamCache::builder()
+                .memory_limit(memory_limit)
+                .temp_dir(dir.path())
+                .expected_len(LEN)
+                .retries(0)
+                .retry_backoff(Duration::from_secs(3600)),
+        );
+        assert_complete(&cache, LEN, "resumable storm");
+        assert_eq!(offsets(&log), vec![0], "Interrupted re-opened the source");
+        assert!(count.load(Ordering::Relaxed) >= 40 * 200);
+    }
+}
+
+#[test]
+fn interrupted_storm_then_a_real_break() {
+    const LEN: u64 = 150 * KIB;
+    const AT: u64 = 70_001;
+    let opener = Opener::new(
+        LEN,
+        &[Open::At(AT, Fault::Error(ErrorKind::ConnectionReset))],
+        &[],
+    )
+    .piece(1001)
+    .storm(20);
+    let log = opener.log();
+    let cache = opener.spawn(
+        StreamCache::builder()
+            .memory_limit(64 << 10)
+            .expected_len(LEN)
+            .retries(1)
+            .retry_backoff(QUICK),
+    );
+    assert_complete(&cache, LEN, "storm and a break");
+    assert_eq!(offsets(&log), vec![0, AT]);
+}
+
+#[test]
+fn interrupted_from_open_counts_against_retries() {
+    // `Interrupted` is in the transient list, and "an open that itself fails with a transient
+    // kind counts as one": with `retries(2)`, the third failure in a row is the last, and the
+    // cache fails with it. (Its kind is not pinned here: a cache failed with `Interrupted`
+    // would make std's `read_to_end` and `read_exact` on a `Reader` retry it forever.)
+    for (plan, at) in [
+        (vec![], 0),
+        (
+            vec![Open::At(5000, Fault::Error(ErrorKind::ConnectionReset))],
+            5000,
+        ),
+    ] {
+        let what = format!("open fails with Interrupted at {at}");
+        let opener = Opener::new(20_000, &plan, &[Open::Refuse(ErrorKind::Interrupted)]);
+        let log = opener.log();
+        let cache = opener.spawn(StreamCache::builder().retries(2).retry_backoff(QUICK));
+        let err = outcome(&cache).expect_err(&what);
+        let opens = offsets(&log);
+        assert!(
+            err.to_string().contains("refused with Interrupted"),
+            "{what}: the cache failed with {err:?} after {} opens (expected 3 at {at})",
+            opens.len()
+        );
+        assert!(
+            matches!(cache.status(), Status::Failed { available, .. } if available == at),
+            "{what}: {:?}",
+            cache.status()
+        );
+        let mut expected = vec![0];
+        expected.resize(3, at);
+        assert_eq!(opens, expected, "{what}: the offsets opened");
+    }
+}
+
+#[test]
+fn interrupted_from_open_is_transient() {
+    // An `open` that fails with a transient kind counts as one re-open (Interrupted included).
+    const LEN: u64 = 10_000;
+    let opener = Opener::new(LEN, &[Open::Refuse(ErrorKind::Interrupted)], &[]);
+    let log = opener.log();
+    let cache = opener.spawn(StreamCache::builder().retries(1).retry_backoff(QUICK));
+    assert_complete(&cache, LEN, "open interrupted once");
+    assert_eq!(offsets(&log), vec![0, 0]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A source that panics on its third read; open failing
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_source_panicking_on_its_third_read() {
+    const PIECE: u64 = 1000;
+    let dir = temp_dir("panic");
+    // memory_limit 1500: the third read is the first one in the spill file.
+    for memory_limit in [MIB as usize, 1500, 0] {
+        let what = format!("panic on the third read (memory_limit {memory_limit})");
+        let cache = StreamCache::builder()
+            .memory_limit(memory_limit)
+            .temp_dir(dir.path())
+            .spawn(
+                Source::new(MIB)
+                    .piece(PIECE as usize)
+                    .fault(2 * PIECE, Fault::Panic),
+            )
+            .unwrap();
+        let err = assert_failed(
+            &cache,
+            2 * PIECE,
+            ErrorKind::Other,
+            "source: injected panic at byte 2000",
+            &what,
+        );
+        assert!(err.to_string().contains("panicked"), "{what}: {err}");
+    }
+}
+
+#[test]
+fn a_chunk_iterator_panicking_on_its_third_item() {
+    let mut n = 0u64;
+    let chunks = std::iter::from_fn(move || {
+        n += 1;
+        assert!(n < 3, "chunk iterator: injected panic on item 3");
+        Some(Ok::<_, io::Error>(pattern((n - 1) * 1000, n * 1000)))
+    });
+    let cache = StreamCache::builder()
+        .memory_limit(1500)
+        .spawn_chunks(chunks)
+        .unwrap();
+    assert_failed(
+        &cache,
+        2000,
+        ErrorKind::Other,
+        "chunk iterator: injected panic on item 3",
+        "chunk iterator panic",
+    );
+}
+
+#[test]
+fn a_resumable_source_panicking_is_not_retried() {
+    const LEN: u64 = 100 * KIB;
+    let opener = Opener::new(LEN, &[Open::At(2000, Fault::Panic)], &[]).piece(1000);
+    let log = opener.log();
+    let cache = opener.spawn(
+        StreamCache::builder()
+            .memory_limit(1500)
+            .expected_len(LEN)
+            .retries(5)
+            .retry_backoff(QUICK),
+    );
+    assert_failed(
+        &cache,
+        2000,
+        ErrorKind::Other,
+        "open #1: injected panic at byte 2000",
+        "resumable panic on the third read",
+    );
+    assert_eq!(offsets(&log), vec![0], "a panic is not retried");
+}
+
+#[test]
+fn open_panicking() {
+    const LEN: u64 = 100 * KIB;
+    for (plan, at) in [
+        (vec![Open::Panic], 0),
+        (
+            vec![
+                Open::At(5000, Fault::Error(ErrorKind::ConnectionReset)),
+                Open::Panic,
+            ],
+            5000,
+        ),
+    ] {
+        let opener = Opener::new(LEN, &plan, &[]);
+        let log = opener.log();
+        let cache = opener.spawn(StreamCache::builder().retries(5).retry_backoff(QUICK));
+        let n = plan.len();
+        assert_failed(
+            &cache,
+            at,
+            ErrorKind::Other,
+            &format!("open #{n} at {at}: injected panic in open"),
+            "open panics",
+        );
+        assert_eq!(offsets(&log).len(), n);
+    }
+}
+
+#[test]
+fn open_failing_with_a_permanent_error_is_not_retried() {
+    for kind in [ErrorKind::NotFound, ErrorKind::PermissionDenied] {
+        let opener = Opener::new(1000, &[Open::Refuse(kind)], &[]);
+        let log = opener.log();
+        let cache = opener.spawn(StreamCache::builder().retries(5).retry_backoff(QUICK));
+        assert_failed(
+            &cache,
+            0,
+            kind,
+            &format!("open #1 at 0: refused with {kind:?}"),
+            "open(0) fails",
+        );
+        assert_eq!(offsets(&log), vec![0]);
+    }
+    // And at a re-open, mid-stream.
+    let opener = Opener::new(
+        50_000,
+        &[
+            Open::At(12_345, Fault::Error(ErrorKind::ConnectionAborted)),
+            Open::Refuse(ErrorKind::NotFound),
+        ],
+        &[],
+    );
+    let log = opener.log();
+    let cache = opener.spawn(StreamCache::builder().retries(5).retry_backoff(QUICK));
+    assert_failed(
+        &cache,
+        12_345,
+        ErrorKind::NotFound,
+        "open #2 at 12345: refused with NotFound",
+        "re-open fails",
+    );
+    assert_eq!(offsets(&log), vec![0, 12_345]);
+}
+
+#[test]
+fn open_failing_transiently_then_succeeding() {
+    const LEN: u64 = 64 * KIB;
+    let opener = Opener::new(
+        LEN,
+        &[
+            Open::Refuse(ErrorKind::TimedOut),
+            Open::Refuse(ErrorKind::ConnectionReset),
+        ],
+        &[],
+    );
+    let log = opener.log();
+    let cache = opener.spawn(StreamCache::builder().retries(2).retry_backoff(QUICK));
+    assert_complete(&cache, LEN, "open fails twice");
+    assert_eq!(offsets(&log), vec![0, 0, 0]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retry counting
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn n_retries_is_n_plus_one_opens_at_one_offset() {
+    for n in [0, 1, 2, 5] {
+        // At offset 0: the first open and n re-opens.
+        let opener = Opener::new(
+            1000,
+            &[],
+            &[Open::Fails(Fault::Error(ErrorKind::BrokenPipe))],
+        );
+        let log = opener.log();
+        let cache = opener.spawn(StreamCache::builder().retries(n).retry_backoff(QUICK));
+        let last = format!("open #{}: injected BrokenPipe at byte 0", n + 1);
+        assert_failed(&cache, 0, ErrorKind::BrokenPipe, &last, "fails at 0");
+        assert_eq!(offsets(&log), vec![0; n as usize + 1], "retries({n})");
+
+        // Mid-stream: progress to 5000, then n re-opens at 5000 without progress.
+        let opener = Opener::new(
+            20_000,
+            &[Open::At(5000, Fault::Error(ErrorKind::ConnectionReset))],
+            &[Open::Fails(Fault::Error(ErrorKind::ConnectionReset))],
+        );
+        let log = opener.log();
+        let cache = opener.spawn(
+            StreamCache::builder()
+                .memory_limit(3000)
+                .retries(n)
+                .retry_backoff(QUICK),
+        );
+        let last = format!("open #{}: injected ConnectionReset at byte 5000", n + 1);
+        assert_failed(
+            &cache,
+            5000,
+            ErrorKind::ConnectionReset,
+            &last,
+            "fails at 5000",
+        );
+        let mut expected = vec![0];
+        expected.extend(std::iter::repeat_n(5000, n as usize));
+        assert_eq!(offsets(&log), expected, "retries({n}) mid-stream");
+    }
+}
+
+#[test]
+fn failing_opens_count_as_retries() {
+    // Opens that fail and readers that fail at once, alternating: n + 1 calls in all; the cache
+    // fails with the last error.
+    let opener = Opener::new(
+        1000,
+        &[],
+        &[
+            Open::Refuse(ErrorKind::TimedOut),
+            Open::Fails(Fault::Error(ErrorKind::ConnectionAborted)),
+        ],
+    );
+    let log = opener.log();
+    let cache = opener.spawn(StreamCache::builder().retries(4).retry_backoff(QUICK));
+    assert_failed(
+        &cache,
+        0,
+        ErrorKind::TimedOut,
+        "open #5 at 0: refused with TimedOut",
+        "alternating failures",
+    );
+    assert_eq!(offsets(&log), vec![0; 5]);
+}
+
+#[test]
+fn the_default_is_three_retries() {
+    let opener = Opener::new(1000, &[], &[Open::Refuse(ErrorKind::ConnectionReset)]);
+    let log = opener.log();
+    let cache = opener.spawn(StreamCache::builder().retry_backoff(QUICK));
+    assert_failed(
+        &cache,
+        0,
+        ErrorKind::ConnectionReset,
+        "open #4",
+        "default retries",
+    );
+    assert_eq!(offsets(&log), vec![0; 4]);
+}
+
+#[test]
+fn progress_resets_the_retry_count() {
+    // Every reader delivers 1000 bytes, then breaks; the next open fails too: two failures at
+    // each offset. With `retries(2)` this completes, since progress resets the count...
+    const LEN: u64 = 30_500;
+    let plan = [
+        Open::After(1000, Fault::Error(ErrorKind::ConnectionReset)),
+        Open::Refuse(ErrorKind::TimedOut),
+    ];
+    let opener = Opener::new(LEN, &[], &plan);
+    let log = opener.log();
+    let cache = opener.spawn(
+        StreamCache::builder()
+            .memory_limit(8000)
+            .expected_len(LEN)
+            .retries(2)
+            .retry_backoff(QUICK),
+    );
+    assert_complete(&cache, LEN, "progress between failures");
+    // At each k * 1000: a refused open, then a reader that gets to (k + 1) * 1000.
+    let mut expected = vec![0];
+    for k in 1..=LEN / 1000 {
+        expected.extend([k * 1000, k * 1000]);
+    }
+    assert_eq!(offsets(&log), expected);
+
+    // ...and with `retries(1)` the second failure at 1000 is one too many.
+    let opener = Opener::new(LEN, &[], &plan);
+    let log = opener.log();
+    let cache = opener.spawn(
+        StreamCache::builder()
+            .expected_len(LEN)
+            .retries(1)
+            .retry_backoff(QUICK),
+    );
+    assert_failed(
+        &cache,
+        1000,
+        ErrorKind::TimedOut,
+        "open #2 at 1000: refused with TimedOut",
+        "two failures, retries(1)",
+    );
+    assert_eq!(offsets(&log), vec![0, 1000]);
+}
+
+#[test]
+fn permanent_kinds_are_never_retried() {
+    for kind in [
+        ErrorKind::NotFound,
+        ErrorKind::PermissionDenied,
+        ErrorKind::InvalidData,
+        ErrorKind::InvalidInput,
+        ErrorKind::Other,
+        ErrorKind::WouldBlock,
+        ErrorKind::StorageFull,
+        ErrorKind::OutOfMemory,
+        ErrorKind::Unsupported,
+        ErrorKind::AddrNotAvailable,
+        ErrorKind::NotConnected,
+    ] {
+        let what = format!("{kind:?} from a reader");
+        let opener = Opener::new(20_000, &[Open::At(7777, Fault::Error(kind))], &[]);
+        let log = opener.log();
+        let cache = opener.spawn(
+            StreamCache::builder()
+                .expected_len(20_000)
+                .retries(10)
+                .retry_backoff(QUICK),
+        );
+        assert_failed(&cache, 7777, kind, &injected("open #1", kind, 7777), &what);
+        assert_eq!(offsets(&log), vec![0], "{what}");
+
+        let what = format!("{kind:?} from open");
+        let opener = Opener::new(20_000, &[Open::Refuse(kind)], &[]);
+        let log = opener.log();
+        let cache = opener.spawn(StreamCache::builder().retries(10).retry_backoff(QUICK));
+        assert_failed(&cache, 0, kind, "open #1 at 0", &what);
+        assert_eq!(offsets(&log), vec![0], "{what}");
+    }
+}
+
+#[test]
+fn every_transient_kind_is_retried() {
+    const LEN: u64 = 20_000;
+    for kind in TRANSIENT {
+        if kind == ErrorKind::Interrupted {
+            continue; // retried on the same reader: see the storm tests
+        }
+        let opener = Opener::new(LEN, &[Open::At(7777, Fault::Error(kind))], &[]);
+        let log = opener.log();
+        let cache = opener.spawn(StreamCache::builder().retries(1).retry_backoff(QUICK));
+        assert_complete(&cache, LEN, &format!("{kind:?}"));
+        assert_eq!(offsets(&log), vec![0, 7777], "{kind:?}");
+    }
+}
+
+#[test]
+fn an_early_end_is_a_break_only_with_an_expected_len() {
+    const LEN: u64 = 20_000;
+    // With the Content-Length: resumed.
+    let opener = Opener::new(LEN, &[Open::At(7777, Fault::End)], &[]);
+    let log = opener.log();
+    let cache = opener.spawn(
+        StreamCache::builder()
+            .expected_len(LEN)
+            .retries(1)
+            .retry_backoff(QUICK),
+    );
+    assert_complete(&cache, LEN, "early end, resumed");
+    assert_eq!(offsets(&log), vec![0, 7777]);
+
+    // Without: the end of the stream.
+    let opener = Opener::new(LEN, &[Open::At(7777, Fault::End)], &[]);
+    let log = opener.log();
+    let cache = opener.spawn(StreamCache::builder().retries(1).retry_backoff(QUICK));
+    assert_complete(&cache, 7777, "early end without expected_len");
+    assert_eq!(offsets(&log), vec![0]);
+}
+
+#[test]
+fn a_source_shorter_than_expected_fails_with_unexpected_eof() {
+    // Every re-open at 9000 ends at once: after the retries, UnexpectedEof at 9000.
+    let opener = Opener::new(9000, &[], &[]);
+    let log = opener.log();
+    let cache = opener.spawn(
+        StreamCache::builder()
+            .memory_limit(4000)
+            .expected_len(10_000)
+            .retries(2)
+            .retry_backoff(QUICK),
+    );
+    assert_failed(&cache, 9000, ErrorKind::UnexpectedEof, "", "short source");
+    assert_eq!(offsets(&log), vec![0, 9000, 9000]);
+}
+
+#[test]
+fn a_source_longer_than_expected_completes_with_its_true_length() {
+    let dir = temp_dir("longer");
+    for memory_limit in [MIB as usize, 3000, 0] {
+        // Plainly longer.
+        let opener = Opener::new(12_000, &[], &[]).piece(700);
+        let log = opener.log();
+        let cache = opener.spawn(
+            StreamCache::builder()
+                .memory_limit(memory_limit)
+                .temp_dir(dir.path())
+                .expected_len(5000)
+                .retries(0),
+        );
+        assert_complete(&cache, 12_000, "longer than expected");
+        assert_eq!(offsets(&log), vec![0]);
+
+        // Longer, and breaking past the expected length: resumed there.
+        let opener = Opener::new(
+            12_000,
+            &[Open::At(8000, Fault::Error(ErrorKind::ConnectionReset))],
+            &[],
+        );
+        let log = opener.log();
+        let cache = opener.spawn(
+            StreamCache::builder()
+                .memory_limit(memory_limit)
+                .temp_dir(dir.path())
+                .expected_len(5000)
+                .retries(1)
+                .retry_backoff(QUICK),
+        );
+        assert_complete(&cache, 12_000, "longer, breaking past expected_len");
+        assert_eq!(offsets(&log), vec![0, 8000]);
+
+        // Plain sources too.
+        let cache = StreamCache::builder()
+            .memory_limit(memory_limit)
+            .temp_dir(dir.path())
+            .expected_len(5000)
+            .spawn(Source::new(12_000).piece(700))
+            .unwrap();
+        assert_complete(&cache, 12_000, "plain source longer than expected");
+    }
+}
+
+#[test]
+fn a_break_at_exactly_the_expected_len_resumes_at_the_end() {
+    const LEN: u64 = 10_000;
+    let opener = Opener::new(
+        LEN,
+        &[Open::At(LEN, Fault::Error(ErrorKind::ConnectionReset))],
+        &[],
+    );
+    let log = opener.log();
+    let cache = opener.spawn(
+        StreamCache::builder()
+            .expected_len(LEN)
+            .retries(1)
+            .retry_backoff(QUICK),
+    );
+    assert_complete(&cache, LEN, "break at the end");
+    assert_eq!(offsets(&log), vec![0, LEN]);
+}
+
+#[test]
+fn open_is_called_on_the_filler_thread() {
+    let opener = Opener::new(
+        10_000,
+        &[Open::At(10, Fault::Error(ErrorKind::TimedOut))],
+        &[],
+    );
+    let log = opener.log();
+    let cache = opener.spawn(
+        StreamCache::builder()
+            .thread_name("faults-filler")
+            .retry_backoff(QUICK),
+    );
+    assert_complete(&cache, 10_000, "thread name");
+    let names: Vec<_> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.thread.clone())
+        .collect();
+    assert_eq!(names, vec![Some("faults-filler".to_owned()); 2]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backoff: lower bounds only
+// ---------------------------------------------------------------------------------------------
+
+/// The gaps between consecutive opens.
+fn gaps(log: &OpenLog) -> Vec<Duration> {
+    let calls = log.lock().unwrap();
+    calls.windows(2).map(|w| w[1].at - w[0].at).collect()
+}
+
+#[test]
+fn backoff_doubles_per_failure_without_progress() {
+    const FIRST: Duration = Duration::from_millis(20);
+    let opener = Opener::new(1000, &[], &[Open::Refuse(ErrorKind::ConnectionReset)]);
+    let log = opener.log();
+    let cache = opener.spawn(StreamCache::builder().retries(4).retry_backoff(FIRST));
+    outcome(&cache).unwrap_err();
+    let gaps = gaps(&log);
+    assert_eq!(gaps.len(), 4);
+    for (i, gap) in gaps.iter().enumerate() {
+        let least = FIRST * (1 << i);
+        assert!(
+            *gap >= least,
+            "re-open {} came after {gap:?} < {least:?}",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn the_default_backoff_is_100_ms_doubling() {
+    let opener = Opener::new(1000, &[], &[Open::Fails(Fault::Error(ErrorKind::TimedOut))]);
+    let log = opener.log();
+    let cache = opener.spawn(StreamCache::builder());
+    outcome(&cache).unwrap_err();
+    let gaps = gaps(&log);
+    assert_eq!(gaps.len(), 3, "default retries");
+    for (i, gap) in gaps.iter().enumerate() {
+        let least = Duration::from_millis(100) * (1 << i);
+        assert!(
+            *gap >= least,
+            "re-open {} came after {gap:?} < {least:?}",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn progress_resets_the_backoff() {
+    // 40 breaks, each after progress. With the backoff reset by progress they cost ~40 × 10 ms;
+    // without it the waits would double to the 30 s cap and blow the hang guard.
+    const LEN: u64 = 40 * 500 + 1;
+    const FIRST: Duration = Duration::from_millis(10);
+    let opener = Opener::new(
+        LEN,
+        &[],
+        &[Open::After(500, Fault::Error(ErrorKind::ConnectionReset))],
+    );
+    let log = opener.log();
+    let cache = opener.spawn(
+        StreamCache::builder()
+            .expected_len(LEN)
+            .retries(1)
+            .retry_backoff(FIRST),
+    );
+    assert_complete(&cache, LEN, "backoff reset");
+    assert_eq!(offsets(&log).len(), 41);
+    for (i, gap) in gaps(&log).iter().enumerate() {
+        assert!(*gap >= FIRST, "re-open {} came after {gap:?}", i + 1);
+    }
+}
+
+#[test]
+fn readers_wait_through_a_break_and_see_no_error() {
+    // While the filler is between a break and the re-open, the stream is Filling, readers past
+    // the break wait, and none of them sees an error.
+    const LEN: u64 = 50_000;
+    const AT: u64 = 20_000;
+    let (opened_tx, opened_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let cache = StreamCache::builder()
+        .memory_limit(8000)
+        .expected_len(LEN)
+        .retries(1)
+        .retry_backoff(Duration::from_millis(5))
+        .spawn_resumable(move |offset| {
+            if offset == 0 {
+                return Ok(Source::new(LEN).fault(AT, Fault::Error(ErrorKind::ConnectionReset)));
+            }
+            opened_tx.send(offset).unwrap();
+            go_rx.recv_timeout(HANG_GUARD).unwrap();
+            Ok(Source::new(LEN).at(offset))
+        })
+        .unwrap();
+    let waiting: Vec<_> = [AT + 1, LEN, u64::MAX]
+        .into_iter()
+        .map(|target| {
+            let cache = cache.clone();
+            thread::spawn(move || cache.wait_for(target))
+        })
+        .collect();
+    let reader = streamer(&cache, "reader through the break");
+    assert_eq!(opened_rx.recv_timeout(HANG_GUARD).unwrap(), AT);
+    // The re-open is in progress (blocked on `go`): nothing has failed.
+    assert_eq!(cache.status(), Status::Filling { available: AT });
+    assert_eq!(
+        cache
+            .wait_for_timeout(AT + 1, Duration::from_millis(50))
+            .unwrap(),
+        None
+    );
+    assert!(waiting.iter().all(|t| !t.is_finished()));
+    go_tx.send(()).unwrap();
+    for t in waiting {
+        let result = finishes("a waiting reader", move || t.join().unwrap());
+        assert!(result.unwrap() > AT);
+    }
+    let (at, result) = join_streamer(reader, "reader through the break");
+    result.unwrap();
+    assert_eq!(at, LEN);
+    assert_complete(&cache, LEN, "after the break");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dropping every handle stops retrying
+// ---------------------------------------------------------------------------------------------
+
+/// A resumable cache whose source fails forever (after `plan`), with `retries(u32::MAX)`.
+struct Forever {
+    cache: StreamCache,
+    log: OpenLog,
+    /// The offset of every `open`.
+    opened: Receiver<u64>,
+    /// Signalled when the filler drops the `open` closure.
+    dropped: Receiver<()>,
+}
+
+fn failing_forever(backoff: Duration, plan: &[Open]) -> Forever {
+    let forever = [Open::Fails(Fault::Error(ErrorKind::ConnectionReset))];
+    let (opener, opened) = Opener::new(MIB, plan, &forever).notify();
+    let (opener, dropped) = opener.on_drop();
+    let log = opener.log();
+    let cache = opener.spawn(
+        StreamCache::builder()
+            .retries(u32::MAX)
+            .retry_backoff(backoff),
+    );
+    Forever {
+        cache,
+        log,
+        opened,
+        dropped,
+    }
+}
+
+#[test]
+fn dropping_every_handle_during_a_long_backoff_stops_the_filler() {
+    let Forever {
+        cache,
+        log,
+        opened,
+        dropped,
+    } = failing_forever(Duration::from_secs(3600), &[]);
+    assert_eq!(opened.recv_timeout(HANG_GUARD).unwrap(), 0);
+    // Let the filler settle into its hour-long backoff.
+    thread::sleep(Duration::from_millis(50));
+    drop(cache);
+    dropped
+        .recv_timeout(HANG_GUARD)
+        .expect("the filler kept the closure: it is still sleeping between retries");
+    assert_eq!(
+        offsets(&log),
+        vec![0],
+        "open was called again after the drop"
+    );
+}
+
+#[test]
+fn dropping_every_handle_stops_a_busy_retry_loop() {
+    // No backoff at all: the filler re-opens in a tight loop until the handles are gone.
+    let Forever {
+        cache,
+        log,
+        opened,
+        dropped,
+    } = failing_forever(Duration::ZERO, &[]);
+    for _ in 0..100 {
+        opened.recv_timeout(HANG_GUARD).unwrap();
+    }
+    // A reader alone keeps it going...
+    let reader = cache.reader();
+    drop(cache);
+    let before = offsets(&log).len();
+    let deadline = Instant::now() + HANG_GUARD;
+    while offsets(&log).len() < before + 100 {
+        assert!(
+            Instant::now() < deadline,
+            "retrying stopped while a Reader lived"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    // ...until it is dropped too.
+    drop(reader);
+    dropped
+        .recv_timeout(HANG_GUARD)
+        .expect("the filler kept retrying after every handle was dropped");
+}
+
+#[test]
+fn a_live_bytes_does_not_keep_the_retries_going() {
+    // 5000 bytes, then a break and an hour's backoff.
+    let Forever {
+        cache,
+        log,
+        opened,
+        dropped,
+    } = failing_forever(
+        Duration::from_secs(3600),
+        &[Open::After(5000, Fault::Error(ErrorKind::ConnectionReset))],
+    );
+    let bytes = cache.bytes(..5000).unwrap();
+    assert_eq!(opened.recv_timeout(HANG_GUARD).unwrap(), 0);
+    drop(cache);
+    dropped
+        .recv_timeout(HANG_GUARD)
+        .expect("a Bytes kept the filler retrying");
+    assert_eq!(offsets(&log), vec![0]);
+    assert_pattern(0, &bytes, "the Bytes after the filler stopped");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A temp dir that is missing or not writable
+// ---------------------------------------------------------------------------------------------
+
+/// How the test source is made.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Plain,
+    Resumable,
+}
+
+/// The bytes that fit in memory stay readable; readers past them get an error naming `dir` as
+/// it was given; a resumable source is not re-opened for a storage error.
+fn bad_temp_dir(dir: &Path, memory_limit: u64, kind: Kind) {
+    const LEN: u64 = 300 * KIB;
+    let given = dir.display().to_string();
+    let what = format!("temp_dir {given} ({kind:?}, memory_limit {memory_limit})");
+    let builder = StreamCache::builder()
+        .memory_limit(memory_limit as usize)
+        .chunk_size(10_000)
+        .temp_dir(dir);
+    let (cache, log) = match kind {
+        Kind::Plain => (builder.spawn(Source::new(LEN).piece(7000)).unwrap(), None),
+        Kind::Resumable => {
+            let opener = Opener::new(LEN, &[], &[]).piece(7000);
+            let log = opener.log();
+            (
+                opener.spawn(builder.expected_len(LEN).retry_backoff(QUICK)),
+                Some(log),
+            )
+        }
+    };
+    let reader = streamer(&cache, "streaming reader");
+    let err = outcome(&cache).expect_err(&what);
+    let Status::Failed { available, error } = cache.status() else {
+        panic!("{what}: expected Failed, got {:?}", cache.status());
+    };
+    assert_eq!(error, err.kind(), "{what}");
+    assert_eq!(
+        available, memory_limit,
+        "{what}: every byte in memory is kept"
+    );
+    let err = assert_failed(&cache, memory_limit, err.kind(), &given, &what);
+    assert!(
+        !matches!(err.kind(), ErrorKind::Other),
+        "{what}: the OS error's kind is kept: {err:?}"
+    );
+    let (stopped, result) = join_streamer(reader, &what);
+    assert_eq!(stopped, memory_limit, "{what}");
+    assert!(result.unwrap_err().to_string().contains(&given), "{what}");
+    if let Some(log) = log {
+        assert_eq!(
+            offsets(&log),
+            vec![0],
+            "{what}: a storage error is not retried"
+        );
+    }
+}
+
+#[test]
+fn missing_temp_dir() {
+    let parent = temp_dir("missing");
+    let missing = parent.path().join("does-not-exist").join("spill");
+    for kind in [Kind::Plain, Kind::Resumable] {
+        for memory_limit in [64 * KIB, 0] {
+            bad_temp_dir(&missing, memory_limit, kind);
+        }
+    }
+}
+
+#[test]
+fn missing_relative_temp_dir_is_named_as_given() {
+    // Integration tests run in the package root; this relative path does not exist there.
+    let relative = PathBuf::from(format!(
+        "streamcache-faults-missing-{}/spill",
+        std::process::id()
+    ));
+    assert!(!relative.exists());
+    bad_temp_dir(&relative, 64 * KIB, Kind::Plain);
+    bad_temp_dir(&relative, 0, Kind::Resumable);
+}
+
+#[test]
+fn temp_dir_that_is_a_file() {
+    let parent = temp_dir("file");
+    let file = parent.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    for kind in [Kind::Plain, Kind::Resumable] {
+        bad_temp_dir(&file, 64 * KIB, kind);
+    }
+}
+
+#[test]
+fn temp_dir_that_is_not_writable() {
+    // A directory without write permission; root ignores that, so as root: a read-only tmpfs.
+    let parent = temp_dir("readonly");
+    let dir = parent.path().join("ro");
+    std::fs::create_dir(&dir).unwrap();
+    set_mode(&dir, 0o555);
+    let mut mount = None;
+    if tempfile::tempfile_in(&dir).is_ok() {
+        // Writable anyway: we are root.
+        mount = TmpfsMount::new(&dir, "size=1m,ro");
+        if mount.is_none() {
+            return;
+        }
+    }
+    for kind in [Kind::Plain, Kind::Resumable] {
+        for memory_limit in [64 * KIB, 0] {
+            bad_temp_dir(&dir, memory_limit, kind);
+        }
+    }
+    drop(mount);
+    set_mode(&dir, 0o755);
+}
+
+#[cfg(unix)]
+fn set_mode(dir: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[cfg(not(unix))]
+fn set_mode(dir: &Path, mode: u32) {
+    let mut permissions = std::fs::metadata(dir).unwrap().permissions();
+    permissions.set_readonly(mode & 0o200 == 0);
+    std::fs::set_permissions(dir, permissions).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// A full disk mid-spill: an error, never SIGBUS
+// ---------------------------------------------------------------------------------------------
+
+/// A tmpfs mounted on `dir`, unmounted on drop.
+struct TmpfsMount {
+    dir: PathBuf,
+}
+
+impl TmpfsMount {
+    /// Mounts a tmpfs with `options` (e.g. "size=4m") on `dir`, or returns `None` (after saying
+    /// why) when that is not allowed here. With `STREAMCACHE_REQUIRE_TMPFS=1` a failed mount
+    /// fails the test.
+    fn new(dir: &Path, options: &str) -> Option<Self> {
+        let result = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .output();
+        let failure = match result {
+            Ok(out) if out.status.success() => {
+                return Some(Self {
+                    dir: dir.to_owned(),
+                })
+            }
+            Ok(out) => format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr)),
+            Err(e) => e.to_string(),
+        };
+        let message = format!("cannot mount a tmpfs (are we root?): {}", failure.trim());
+        if std::env::var("STREAMCACHE_REQUIRE_TMPFS").as_deref() == Ok("1") {
+            panic!("STREAMCACHE_REQUIRE_TMPFS=1 and {message}");
+        }
+        eprintln!("SKIPPED a tmpfs test: {message}");
+        None
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        // The filler may take a moment to close the spill file after the last handle drops;
+        // fall back to a lazy unmount so the mount never outlives the test process.
+        for _ in 0..100 {
+            let ok = Command::new("umount").arg(&self.dir).status();
+            if matches!(ok, Ok(s) if s.success()) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// A 16 MiB stream into a 4 MiB tmpfs: `StorageFull` naming the directory (a SIGBUS would kill
+/// the test process), the bytes that fit readable; `breaks` for a resumable source, which must
+/// not be re-opened for the full disk.
+fn full_disk(memory_limit: u64, kind: Kind, breaks: &[Open]) {
+    const LEN: u64 = 16 * MIB;
+    let parent = temp_dir("tmpfs");
+    let Some(mount) = TmpfsMount::new(parent.path(), "size=4m") else {
+        return;
+    };
+    let given = parent.path().display().to_string();
+    let what = format!("full disk ({kind:?}, memory_limit {memory_limit})");
+    let builder = StreamCache::builder()
+        .memory_limit(memory_limit as usize)
+        .temp_dir(parent.path());
+    let (cache, log) = match kind {
+        Kind::Plain => (builder.spawn(Source::new(LEN).piece(50_000)).unwrap(), None),
+        Kind::Resumable => {
+            let opener = Opener::new(LEN, breaks, &[]).piece(50_000);
+            let log = opener.log();
+            (
+                opener.spawn(builder.expected_len(LEN).retries(1).retry_backoff(QUICK)),
+                Some(log),
+            )
+        }
+    };
+    let reader = streamer(&cache, "streaming reader");
+    let err = outcome(&cache).expect_err(&what);
+    assert_eq!(err.kind(), ErrorKind::StorageFull, "{what}: {err}");
+    let Status::Failed { available, .. } = cache.status() else {
+        panic!("{what}: expected Failed, got {:?}", cache.status());
+    };
+    assert!(
+        available >= memory_limit.max(3 * MIB) && available <= 4 * MIB,
+        "{what}: {available} bytes in a 4 MiB tmpfs"
+    );
+    assert_failed(&cache, available, ErrorKind::StorageFull, &given, &what);
+    let (stopped, result) = join_streamer(reader, &what);
+    assert_eq!(
+        stopped, available,
+        "{what}: the reader got every byte that fit"
+    );
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::StorageFull, "{what}");
+    if let Some(log) = log {
+        let mut expected = vec![0];
+        for step in breaks {
+            if let Open::At(at, _) = step {
+                expected.push(*at);
+            }
+        }
+        assert_eq!(
+            offsets(&log),
+            expected,
+            "{what}: a full disk is not retried"
+        );
+    }
+    drop(cache);
+    drop(mount);
+}
+
+#[test]
+fn full_disk_mid_spill_is_storage_full_not_sigbus() {
+    full_disk(0, Kind::Plain, &[]);
+    full_disk(MIB, Kind::Plain, &[]);
+}
+
+#[test]
+fn full_disk_with_a_resumable_source() {
+    let breaks = [
+        Open::At(MIB + 12_345, Fault::Error(ErrorKind::ConnectionReset)),
+        Open::At(3 * MIB - 1, Fault::End),
+    ];
+    full_disk(0, Kind::Resumable, &breaks);
+    full_disk(MIB / 2, Kind::Resumable, &breaks);
+    full_disk(MIB, Kind::Resumable, &[]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A buggy Read that claims more than the buffer
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_read_claiming_more_than_its_buffer_is_invalid_data() {
+    let dir = temp_dir("overclaim");
+    for memory_limit in [MIB as usize, 30_000, 0] {
+        for claim in [one_more as fn(usize) -> usize, everything] {
+            let what = format!("plain overclaim (memory_limit {memory_limit})");
+            let cache = StreamCache::builder()
+                .memory_limit(memory_limit)
+                .temp_dir(dir.path())
+                .chunk_size(8000)
+                .spawn(
+                    Source::new(MIB)
+                        .piece(5000)
+                        .fault(50_000, Fault::Overclaim(claim)),
+                )
+                .unwrap();
+            assert_failed(&cache, 50_000, ErrorKind::InvalidData, "", &what);
+        }
+    }
+}
+
+#[test]
+fn a_resumable_read_claiming_more_than_its_buffer_is_invalid_data() {
+    let dir = temp_dir("overclaim-resume");
+    for memory_limit in [MIB as usize, 30_000, 0] {
+        for (name, claim) in [
+            ("len + 1", one_more as fn(usize) -> usize),
+            ("usize::MAX", everything),
+        ] {
+            for at in [0, 50_000] {
+                let what =
+                    format!("resumable overclaim {name} at {at} (memory_limit {memory_limit})");
+                let opener =
+                    Opener::new(MIB, &[Open::At(at, Fault::Overclaim(claim))], &[]).piece(5000);
+                let log = opener.log();
+                let cache = opener.spawn(
+                    StreamCache::builder()
+                        .memory_limit(memory_limit)
+                        .temp_dir(dir.path())
+                        .chunk_size(8000)
+                        .expected_len(MIB)
+                        .retry_backoff(QUICK),
+                );
+                assert_failed(&cache, at, ErrorKind::InvalidData, "", &what);
+                assert_eq!(offsets(&log), vec![0], "{what}");
+            }
+        }
+    }
+}
