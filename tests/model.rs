@@ -540,6 +540,10 @@ fn config() -> ProptestConfig {
         config.cases = if cfg!(miri) { 6 } else { 64 };
     }
     config.failure_persistence = None;
+    if cfg!(miri) {
+        // Generating a case costs miri far more than running it, ChaCha's rounds most of all.
+        config.rng_algorithm = proptest::test_runner::RngAlgorithm::XorShift;
+    }
     config
 }
 
