@@ -91,7 +91,7 @@ impl Filler {
 }
 
 /// One read into `buf`; a source claiming more bytes than `buf` holds is an error, not trusted.
-fn checked_read(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn checked_read(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let n = read_retrying(source, buf)?;
     if n > buf.len() {
         return Err(io::Error::new(

@@ -1,5 +1,6 @@
 //! A source that re-opens itself where it broke: `Builder::spawn_resumable`.
 
+use crate::filler::checked_read;
 use crate::shared::Shared;
 use std::io::{self, ErrorKind, Read};
 use std::sync::Arc;
@@ -100,7 +101,9 @@ where
                     }
                 },
             };
-            match reader.read(buf) {
+            // As for every source: `Interrupted` is retried at once on the same reader, and a
+            // read claiming more than `buf` is `InvalidData` (not transient, so never resumed).
+            match checked_read(reader, buf) {
                 Ok(0) if !buf.is_empty() && self.expected_len.is_some_and(|e| self.offset < e) => {
                     let error = io::Error::new(
                         ErrorKind::UnexpectedEof,
@@ -112,15 +115,6 @@ where
                     );
                     self.after_failure(error)?;
                 }
-                Ok(n) if n > buf.len() => {
-                    return Err(io::Error::new(
-                        ErrorKind::InvalidData,
-                        format!(
-                            "the source claimed {n} bytes into a buffer of {}",
-                            buf.len()
-                        ),
-                    ));
-                }
                 Ok(n) => {
                     if n > 0 {
                         self.offset += n as u64;
@@ -129,8 +123,6 @@ where
                     }
                     return Ok(n);
                 }
-                // Retried at once on the same reader, as `Read::read_exact` does.
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => self.after_failure(e)?,
             }
         }

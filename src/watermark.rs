@@ -275,6 +275,17 @@ impl Watermark {
     /// Without taking the lock: `Some` when the wait for `target` is already decided.
     #[inline]
     fn try_ready(&self, target: u64) -> Option<io::Result<u64>> {
+        self.decide(target, |target| self.failure_result(target))
+    }
+
+    /// The wait for `target` as the mark and phase stand now: `None` while it must go on.
+    /// `failed` gives the result on a failed stream (it needs the failure, under the lock).
+    #[inline]
+    fn decide(
+        &self,
+        target: u64,
+        failed: impl FnOnce(u64) -> io::Result<u64>,
+    ) -> Option<io::Result<u64>> {
         let mark = self.available();
         if mark >= target {
             return Some(Ok(mark));
@@ -282,7 +293,7 @@ impl Watermark {
         match self.phase.load(Ordering::Acquire) {
             FILLING => None,
             COMPLETE => Some(Ok(self.available())),
-            _ => Some(self.failure_result(target)),
+            _ => Some(failed(target)),
         }
     }
 
@@ -299,20 +310,12 @@ impl Watermark {
     fn check_locked(&self, g: &Waiters, target: u64) -> Option<io::Result<u64>> {
         // Pairs with the filler's fence in `publish`: see the module docs.
         fence(Ordering::SeqCst);
-        let mark = self.available();
-        if mark >= target {
-            return Some(Ok(mark));
-        }
-        match self.phase.load(Ordering::Acquire) {
-            FILLING => None,
-            COMPLETE => Some(Ok(self.available())),
-            _ => Some(
-                g.failure
-                    .as_ref()
-                    .expect("FAILED is set with its failure")
-                    .wait_result(target),
-            ),
-        }
+        self.decide(target, |target| {
+            g.failure
+                .as_ref()
+                .expect("FAILED is set with its failure")
+                .wait_result(target)
+        })
     }
 
     fn register(&self, g: &mut Waiters, target: u64, wake: Wake) -> u64 {
