@@ -17,27 +17,16 @@ mod tokio_impl {
             cx: &mut Context<'_>,
             buf: &mut ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
-            let this = self.get_mut();
-            if buf.remaining() == 0 {
-                return Poll::Ready(Ok(()));
-            }
-            let n = match this.poll_fill(cx) {
-                Poll::Ready(Ok(bytes)) => {
-                    let n = bytes.len().min(buf.remaining());
-                    buf.put_slice(&bytes[..n]);
-                    n
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            };
-            std::io::BufRead::consume(this, n);
-            Poll::Ready(Ok(()))
+            let room = buf.remaining();
+            self.get_mut()
+                .poll_copy_out(cx, room, |bytes| buf.put_slice(bytes))
+                .map_ok(drop)
         }
     }
 
     impl AsyncBufRead for Reader {
         fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
-            self.get_mut().poll_fill(cx)
+            self.get_mut().poll_bytes_at_cursor(cx)
         }
 
         fn consume(self: Pin<&mut Self>, amt: usize) {
@@ -47,12 +36,12 @@ mod tokio_impl {
 
     impl AsyncSeek for Reader {
         fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> io::Result<()> {
-            self.get_mut().start_seek(position);
+            self.get_mut().submit_seek(position);
             Ok(())
         }
 
         fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
-            self.get_mut().poll_complete_seek(cx)
+            self.get_mut().poll_submitted_seek(cx)
         }
     }
 }
@@ -71,13 +60,15 @@ mod futures_impl {
             cx: &mut Context<'_>,
             buf: &mut [u8],
         ) -> Poll<io::Result<usize>> {
-            self.get_mut().poll_read_into(cx, buf)
+            let room = buf.len();
+            self.get_mut()
+                .poll_copy_out(cx, room, |bytes| buf[..bytes.len()].copy_from_slice(bytes))
         }
     }
 
     impl AsyncBufRead for Reader {
         fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
-            self.get_mut().poll_fill(cx)
+            self.get_mut().poll_bytes_at_cursor(cx)
         }
 
         fn consume(self: Pin<&mut Self>, amt: usize) {

@@ -17,7 +17,11 @@ use std::task::{Context, Poll};
 ///
 /// With the `tokio` or `futures-io` feature, `Reader` also implements that crate's
 /// `AsyncRead`, `AsyncBufRead` and `AsyncSeek`: waiting registers the task's waker instead of
-/// blocking a thread. `Reader` is `Unpin`, and a cancelled read moves no cursor.
+/// blocking a thread. `Reader` is `Unpin`, and a cancelled read moves no cursor. Only a seek
+/// from the end can wait (for the end of the stream); if its future is dropped first, the
+/// cursor stays where it was and a later read simply reads from there. With tokio, a seek
+/// whose future was dropped stays submitted until the next read, as tokio's `AsyncSeek`
+/// contract has it: a `seek` or `stream_position` in between completes it first.
 ///
 /// # Examples
 ///
@@ -44,7 +48,9 @@ pub struct Reader {
     /// Async only: the wait this reader's task is registered for. Dropped (deregistered) as
     /// soon as it resolves or the reader drops; the cursor moves only when bytes are handed out.
     pending: Option<WaitFor>,
-    /// Async only: a seek started by tokio's `start_seek`, completed by `poll_complete`.
+    /// Async only: a seek submitted by tokio's `start_seek`, completed by `poll_complete`.
+    /// A read drops it (its future was abandoned); a later seek first completes it, as tokio's
+    /// `AsyncSeek` contract has it.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     seek: Option<SeekFrom>,
 }
@@ -101,7 +107,8 @@ impl Reader {
     }
 }
 
-/// The async core, shared by the tokio and futures-io trait impls.
+/// The async core, shared by the tokio and futures-io trait impls. The names differ from the
+/// trait methods' on purpose: an inherent method of the same name would shadow the trait's.
 impl Reader {
     /// Resolves once `target` bytes are available or the stream has ended, registering the
     /// task's waker with the watermark in between.
@@ -123,39 +130,38 @@ impl Reader {
     }
 
     /// `fill_buf` without blocking: the cache's bytes from the cursor on, empty at the end.
+    ///
+    /// A seek submitted with [`submit_seek`](Self::submit_seek) and not completed is dropped
+    /// here: its future was abandoned, and a read never waits for a seek nobody awaits.
     #[cfg_attr(not(any(feature = "tokio", feature = "futures-io")), allow(dead_code))]
-    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+    pub(crate) fn poll_bytes_at_cursor(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        self.seek = None;
         let Some(next) = self.pos.checked_add(1) else {
             return Poll::Ready(Ok(&[]));
         };
-        let available = match self.poll_wait(cx, next) {
-            Poll::Ready(Ok(available)) => available,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
-        };
-        if available <= self.pos {
-            return Poll::Ready(Ok(&[]));
+        match self.poll_wait(cx, next) {
+            Poll::Ready(Ok(available)) => Poll::Ready(Ok(self.bytes_at_cursor(available))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
         }
-        Poll::Ready(Ok(self
-            .cache
-            .try_slice(self.pos..available)
-            .expect("bytes below the mark are published")))
     }
 
-    /// Copies what `poll_fill` offers into `buf` and moves the cursor.
-    #[cfg_attr(not(feature = "futures-io"), allow(dead_code))]
-    pub(crate) fn poll_read_into(
+    /// Hands what [`poll_bytes_at_cursor`](Self::poll_bytes_at_cursor) offers, at most `room`
+    /// bytes, to `put`, and moves the cursor past them: the one copy of an async `read`.
+    #[cfg_attr(not(any(feature = "tokio", feature = "futures-io")), allow(dead_code))]
+    pub(crate) fn poll_copy_out(
         &mut self,
         cx: &mut Context<'_>,
-        buf: &mut [u8],
+        room: usize,
+        put: impl FnOnce(&[u8]),
     ) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
+        if room == 0 {
             return Poll::Ready(Ok(0));
         }
-        let n = match self.poll_fill(cx) {
+        let n = match self.poll_bytes_at_cursor(cx) {
             Poll::Ready(Ok(bytes)) => {
-                let n = bytes.len().min(buf.len());
-                buf[..n].copy_from_slice(&bytes[..n]);
+                let n = bytes.len().min(room);
+                put(&bytes[..n]);
                 n
             }
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -201,13 +207,17 @@ impl Reader {
         }
     }
 
+    /// tokio's two-step seek, first step: remembers `to` for
+    /// [`poll_submitted_seek`](Self::poll_submitted_seek); a later submission replaces it.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn start_seek(&mut self, to: SeekFrom) {
+    pub(crate) fn submit_seek(&mut self, to: SeekFrom) {
         self.seek = Some(to);
     }
 
+    /// tokio's two-step seek, second step: completes the submitted seek (waiting for the end of
+    /// the stream if it is from the end), or returns the cursor when none is submitted.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn poll_complete_seek(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+    pub(crate) fn poll_submitted_seek(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
         let Some(to) = self.seek else {
             return Poll::Ready(Ok(self.pos));
         };
@@ -216,6 +226,17 @@ impl Reader {
             self.seek = None;
         }
         result
+    }
+
+    /// The cache's bytes from the cursor up to `available` (empty at or past it): the slice
+    /// both `fill_buf`s hand out.
+    fn bytes_at_cursor(&self, available: u64) -> &[u8] {
+        if available <= self.pos {
+            return &[];
+        }
+        self.cache
+            .try_slice(self.pos..available)
+            .expect("bytes below the mark are published")
     }
 }
 
@@ -238,14 +259,8 @@ impl BufRead for Reader {
                 return Ok(&[]);
             };
             available = self.cache.wait_for(next)?;
-            if available <= self.pos {
-                return Ok(&[]); // at or past the end
-            }
         }
-        Ok(self
-            .cache
-            .try_slice(self.pos..available)
-            .expect("bytes below the mark are published"))
+        Ok(self.bytes_at_cursor(available))
     }
 
     fn consume(&mut self, amt: usize) {

@@ -483,6 +483,9 @@ fn wait_for_async_and_bytes_async_with_the_futures_executor() {
     let (available, bytes) = finishes(move || waiter.join().expect("no panic").expect("wait"));
     assert!((700..=1000).contains(&available), "{available}");
     assert_eq!(bytes, data[500..]);
+    // The source has ended, but the filler may not have said so yet: wait, so that the
+    // unbounded range below has a known end.
+    assert_eq!(cache.wait_complete().expect("complete"), 1000);
     let waker = counting_waker().1;
     let mut cx = Context::from_waker(&waker);
     let mut all = pin!(cache.bytes_async(..));

@@ -565,15 +565,15 @@ fn max_len_wakes_readers_parked_past_the_cap() {
         })
         .collect();
     // The filler drops the source (and its receiver) once it is past the cap, so a piece sent
-    // after that fails. Natively the test almost always sends faster than the filler drains;
-    // under miri and the sanitizers, where generating a piece is slow, it does not: there only
-    // the last piece may cross the cap.
+    // after that would fail: send up to the cap exactly (allowed), then one piece across it.
+    // Shorter under miri and the sanitizers, where every byte is slow.
     let piece = if cfg!(miri) || cfg!(streamcache_sanitizer) {
-        (CAP + CAP / 4) / 2
+        CAP / 2
     } else {
         CAP / 10
     };
-    feed(&tx, 0, CAP + CAP / 4, piece);
+    feed(&tx, 0, CAP, piece);
+    feed(&tx, CAP, CAP + CAP / 4, CAP / 4);
     for t in parked {
         let result = no_hang("a reader parked past the cap", move || t.join().unwrap());
         assert_eq!(result.unwrap_err().kind(), ErrorKind::StorageFull);
