@@ -23,9 +23,6 @@
 //! process is measured at rest: a line with caches done, bytes verified, faults injected, open
 //! fds, threads and RssAnon. It fails (exit 1) on a wrong byte or result, a cache or filler that
 //! hangs (a watchdog: 120 s per case), a leaked fd or thread, or RssAnon growing at rest.
-//!
-//! Cases that would only hit a known bug of the crate (see `known_bugs`) are steered
-//! around it unless `SOAK_KNOWN_BUGS=1`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -240,12 +237,6 @@ const PERMANENT: [ErrorKind; 7] = [
     ErrorKind::OutOfMemory,
 ];
 
-/// `SOAK_KNOWN_BUGS=1`: also make the cases that hit the known bugs of the source.
-fn known_bugs() -> bool {
-    static KNOWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *KNOWN.get_or_init(|| std::env::var("SOAK_KNOWN_BUGS").as_deref() == Ok("1"))
-}
-
 fn is_transient(kind: ErrorKind) -> bool {
     TRANSIENT_OPEN.contains(&kind)
 }
@@ -341,16 +332,6 @@ impl Case {
                             6 if early => Fail::End,
                             7 | 8 if in_open_ok => Fail::Refuse(r.pick(&TRANSIENT_OPEN)),
                             _ => Fail::Error(r.pick(&TRANSIENT_READ)),
-                        };
-                        // Known bug (tests/faults.rs, interrupted_from_open_counts_against_retries):
-                        // when the failure that runs out the retries is `Interrupted` from
-                        // `open`, the filler retries it at once and opens again.
-                        let last = seq.len() as u64 == u64::from(retries);
-                        let fail = match fail {
-                            Fail::Refuse(ErrorKind::Interrupted) if last && !known_bugs() => {
-                                Fail::Refuse(ErrorKind::TimedOut)
-                            }
-                            fail => fail,
                         };
                         seq.push(fail);
                     }
@@ -523,6 +504,12 @@ impl Case {
                 Fail::Refuse(kind) => (kind, REFUSED.to_owned()),
             };
             if !is_transient(kind) || failures >= u64::from(self.retries) {
+                // An `Interrupted` that runs out the retries is not handed on as it is (the
+                // filler would retry it at once): the cache fails with `Other`, naming it.
+                let kind = match kind {
+                    ErrorKind::Interrupted => ErrorKind::Other,
+                    kind => kind,
+                };
                 return (Some(Stop::Fail(kind, message)), failures);
             }
             failures += 1;
