@@ -260,6 +260,38 @@
 //!   fit in the address space.
 //! * The source is read on its own thread, one per cache: many small caches cost one thread each.
 //!
+//! # Platforms
+//!
+//! | Platform | Checked on every CI run (`.ci/run`) |
+//! |---|---|
+//! | Linux x86-64 | every test, the doc tests and the loom models, run |
+//! | Linux i686 (32-bit) | every test, run (`scripts/cross`) |
+//! | macOS x86-64, Windows x86-64 (MSVC) | library, tests and examples compiled and linted (`cargo check`, `cargo clippy`), not run (`scripts/cross`) |
+//! | Rust 1.83, the MSRV | library built; the tests that need no dev-dependency but proptest, run (`scripts/msrv`) |
+//!
+//! Each platform's rules live in one file, `src/os/`:
+//!
+//! * **Linux, other Unix:** the spill file is mapped far ahead of its end and grows under the
+//!   mapping; its blocks are reserved with `posix_fallocate` before a byte is written there
+//!   (`posix_fallocate64` on 32-bit glibc, whose `off_t` has 32 bits).
+//! * **macOS:** there is no `posix_fallocate`: blocks are reserved with `fcntl(F_PREALLOCATE)`
+//!   (contiguous if it can, else any), then the file is extended over them; otherwise as Linux.
+//! * **Windows:** a view may not reach past the end of the file, so each growth step extends the
+//!   file with `set_len` (NTFS allocates the clusters: a full disk fails there, not in a write)
+//!   and maps a new view of the whole stream, keeping the older views mapped until the storage
+//!   drops. Published bytes never move: the file only grows, which Windows allows under mapped
+//!   views (only shrinking is refused), so every old view keeps its bytes.
+//! * **32-bit:** address space is scarce: the first file mapping takes 256 MiB (64 GiB on 64-bit
+//!   targets), each growth doubles it, and no mapping exceeds `isize::MAX` (2 GiB). Where the
+//!   address space has no room for the mapping wanted, the largest that fits is taken; a stream
+//!   that no longer fits one contiguous mapping fails with `OutOfMemory`, and every byte before
+//!   stays readable. That is about 1 GiB; give [`Builder::expected_len`] to get up to 2 GiB in
+//!   one mapping.
+//! * **MSRV:** Rust 1.83 (`rust-version`), set by `io::ErrorKind::StorageFull`, stable since
+//!   1.83. It needs dependency versions that still build there: Cargo's MSRV-aware resolver
+//!   picks them (`resolver = "3"`, or `CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback`). The
+//!   dev-dependencies need the latest stable Rust.
+//!
 //! # Performance
 //!
 //! Page faults, not copies, are what limits a stream's speed: writing into fresh anonymous memory

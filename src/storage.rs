@@ -22,14 +22,30 @@ mod os;
 
 /// Address space reserved for the first file mapping (where the platform lets a mapping reach
 /// past the end of the file). It costs nothing but address space, and lets the file grow under
-/// one mapping; 32-bit targets have little address space to spare.
+/// one mapping. Sized from the address space: 64 GiB of 64-bit's 128 TiB; on 32-bit targets,
+/// 256 MiB, a sixteenth of 4 GiB, so that a few caches and the rest of the process still fit.
 #[cfg(target_pointer_width = "64")]
 const FIRST_MAP_LEN: u64 = 64 << 30;
 #[cfg(not(target_pointer_width = "64"))]
 const FIRST_MAP_LEN: u64 = 256 << 20;
 
+/// The longest mapping, and so the longest stream: a slice, and a pointer offset into one
+/// allocation, may not exceed `isize::MAX` bytes (2 GiB on 32-bit targets).
+const MAX_MAP_LEN: u64 = isize::MAX as u64;
+
 /// The largest `expected_len` taken as a hint for the first mapping and reservation.
-const MAX_HINT: u64 = FIRST_MAP_LEN * 16;
+const MAX_HINT: u64 = {
+    let hint = FIRST_MAP_LEN * 16;
+    if hint < MAX_MAP_LEN {
+        hint
+    } else {
+        MAX_MAP_LEN
+    }
+};
+
+/// When the address space has no room for the mapping wanted, lengths between it and the one
+/// needed are tried, halving the extra each time, until the extra is below this.
+const MIN_MAP_EXTRA: u64 = 1 << 20;
 
 /// The smallest step the file's reservation grows by: small steps cost 3× here (DESIGN.md).
 const MIN_RESERVE_STEP: u64 = 256 << 20;
@@ -83,7 +99,8 @@ impl Storage {
         // SAFETY: by this function's contract `[start, end)` lies below a published mark, so the
         // newest region covers it (invariant 1), its bytes are initialised and no longer written
         // (invariant 2), and the region stays mapped as long as `self` (regions are only unmapped
-        // on drop). The offsets fit in `usize`: the region is that large.
+        // on drop). The offsets fit in `usize` and stay within `isize::MAX`: the region is that
+        // large, and no region is longer than `MAX_MAP_LEN` (`map_file`, `arena`).
         unsafe { std::slice::from_raw_parts(base.add(start as usize), (end - start) as usize) }
     }
 
@@ -241,20 +258,17 @@ impl Writer {
         // The first reservation is sized by the hint, when there is one.
         let goal = if first { hint } else { end };
         reserve(spill, goal, end, &self.layout)?;
-        let needed = if os::MAP_PAST_END_OF_FILE {
-            end
-        } else {
-            spill.reserved
-        };
-        if needed > spill.map_len {
-            let map_len = if os::MAP_PAST_END_OF_FILE {
+        if end > spill.map_len {
+            let want = if os::MAP_PAST_END_OF_FILE {
                 // Far ahead of the file, so that the file grows under one mapping.
                 let len = spill.map_len.saturating_mul(2).max(FIRST_MAP_LEN).max(hint);
                 self.layout.max_len.map_or(len, |max| len.min(max.max(end)))
             } else {
+                // Views end at the file: the whole reservation, which covers `end`.
                 spill.reserved
             };
-            let map = map_file(&spill.file, map_len)?;
+            let map = map_file(&spill.file, want, end)?;
+            let map_len = map.len() as u64;
             let base = map.as_mut_ptr();
             if first {
                 if let Some((arena, _)) = self.arena {
@@ -302,10 +316,11 @@ fn reserve(spill: &mut Spill, goal: u64, end: u64, layout: &Layout) -> io::Resul
         return Ok(());
     }
     let step = spill.reserved.clamp(MIN_RESERVE_STEP, MAX_RESERVE_STEP);
-    let mut goal = goal.max(end).max(spill.reserved.saturating_add(step));
-    if let Some(max) = layout.max_len {
-        goal = goal.min(max).max(end);
-    }
+    let mut goal = goal.max(spill.reserved.saturating_add(step));
+    // Never more than can be mapped, or than the stream may hold.
+    goal = goal
+        .min(layout.max_len.unwrap_or(MAX_MAP_LEN).min(MAX_MAP_LEN))
+        .max(end);
     let result = os::allocate(&spill.file, spill.reserved, goal)
         .or_else(|_| os::allocate(&spill.file, spill.reserved, end).map(|()| goal = end));
     match result {
@@ -323,9 +338,34 @@ fn reserve(spill: &mut Spill, goal: u64, end: u64, layout: &Layout) -> io::Resul
     }
 }
 
-fn map_file(file: &File, len: u64) -> io::Result<MmapRaw> {
-    let len = usize::try_from(len).map_err(|_| too_long())?;
-    MmapOptions::new().len(len).map_raw(file)
+/// Maps the file's first `want` bytes or, where the address space has no room for that many,
+/// as many as it has room for, but at least `need`. A stream that no longer fits one contiguous
+/// mapping (`need` bytes) fails cleanly with `OutOfMemory`; earlier mappings stay as they are.
+fn map_file(file: &File, want: u64, need: u64) -> io::Result<MmapRaw> {
+    if need > MAX_MAP_LEN {
+        return Err(too_long());
+    }
+    let mut len = want.clamp(need, MAX_MAP_LEN);
+    loop {
+        // The cast is lossless: `len <= MAX_MAP_LEN`, which is `isize::MAX`.
+        match MmapOptions::new().len(len as usize).map_raw(file) {
+            Ok(map) => return Ok(map),
+            Err(e) if e.kind() == io::ErrorKind::OutOfMemory && len > need => {
+                let extra = (len - need) / 2;
+                len = need + if extra < MIN_MAP_EXTRA { 0 } else { extra };
+            }
+            Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
+                return Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!(
+                        "the stream no longer fits one contiguous mapping: no room for {need} \
+                         bytes in this address space ({e})"
+                    ),
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(not(miri))]

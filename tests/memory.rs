@@ -104,6 +104,7 @@ fn rss_anon() -> u64 {
 #[test]
 // 3 GiB through the spill file, sampled in /proc/self/status: miri can do neither.
 #[cfg_attr(miri, ignore = "3 GiB through a file mapping, /proc")]
+#[cfg_attr(target_pointer_width = "32", ignore = "needs 3 GiB of address space")]
 fn anonymous_memory_stays_bounded_for_a_multi_gib_stream() {
     let dir = tempfile::Builder::new()
         .prefix("streamcache-memory-")

@@ -1,6 +1,7 @@
 //! Unix: a mapping may reach past the end of the file (touching a page beyond it raises SIGBUS,
 //! so every byte is reserved before it is written), and blocks are reserved with
-//! `posix_fallocate`, or `F_PREALLOCATE` + `ftruncate` on Apple systems, which lack it.
+//! `posix_fallocate`, or `F_PREALLOCATE` + `ftruncate` on Apple systems, which lack it. On
+//! 32-bit glibc `off_t` is 32 bits: there `posix_fallocate64` takes the 64-bit `off64_t`.
 
 use std::fs::File;
 use std::io;
@@ -9,8 +10,20 @@ use std::os::fd::AsRawFd;
 /// The file is mapped far ahead of its end and grows under the mapping.
 pub(super) const MAP_PAST_END_OF_FILE: bool = true;
 
-fn off_t(n: u64) -> io::Result<libc::off_t> {
-    libc::off_t::try_from(n).map_err(|_| {
+/// The file offset type of the call used below: `off64_t` on glibc, whose `off_t` is 32 bits on
+/// 32-bit targets; `off_t` elsewhere (64 bits on 64-bit targets, musl, the BSDs and Apple).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+type Off = libc::off64_t;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+type Off = libc::off_t;
+
+#[cfg(not(any(target_vendor = "apple", all(target_os = "linux", target_env = "gnu"))))]
+use libc::posix_fallocate;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+use libc::posix_fallocate64 as posix_fallocate;
+
+fn file_offset(n: u64) -> io::Result<Off> {
+    Off::try_from(n).map_err(|_| {
         io::Error::new(
             io::ErrorKind::OutOfMemory,
             "the stream is too long for this platform's file offsets",
@@ -22,10 +35,10 @@ fn off_t(n: u64) -> io::Result<libc::off_t> {
 /// writing there through a mapping cannot fault (invariant 5).
 #[cfg(not(target_vendor = "apple"))]
 pub(super) fn allocate(file: &File, from: u64, to: u64) -> io::Result<()> {
-    let (offset, len) = (off_t(from)?, off_t(to - from)?);
+    let (offset, len) = (file_offset(from)?, file_offset(to - from)?);
     loop {
         // SAFETY: a plain system call on a file descriptor we own; no memory is passed.
-        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, len) };
+        let rc = unsafe { posix_fallocate(file.as_raw_fd(), offset, len) };
         match rc {
             0 => return Ok(()),
             libc::EINTR => continue,
@@ -42,7 +55,7 @@ pub(super) fn allocate(file: &File, from: u64, to: u64) -> io::Result<()> {
         fst_flags: libc::F_ALLOCATECONTIG,
         fst_posmode: libc::F_PEOFPOSMODE,
         fst_offset: 0,
-        fst_length: off_t(to - from)?,
+        fst_length: file_offset(to - from)?,
         fst_bytesalloc: 0,
     };
     // SAFETY: `store` is a valid, initialised `fstore_t` that outlives the call.

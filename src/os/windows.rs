@@ -1,9 +1,13 @@
 //! Windows: a view may not reach past the end of the file (creating the mapping would extend
 //! the file to the view's size), so the file is first extended with `set_len` — which allocates
-//! its clusters and fails on a full disk — and then mapped exactly to its new length. Every
-//! growth step makes a new view; the earlier views stay mapped while the cache lives, so slices
-//! into them stay valid (invariant 1). Growth steps are large, so views are few. The unnamed
-//! file is `FILE_FLAG_DELETE_ON_CLOSE` (tempfile), gone when the last view and handle close.
+//! its clusters and fails on a full disk — and then mapped to its new length. Every growth step
+//! makes a new view of the whole stream; the earlier views stay mapped while the cache lives.
+//! That keeps invariant 1: the file only ever grows, and Windows lets a file with mapped views
+//! grow (only shrinking it is refused, `ERROR_USER_MAPPED_FILE`), so every old view keeps its
+//! bytes where they were, and readers move to the newest view, which holds them all. Growth
+//! steps are large (256 MiB to 1 GiB, or the expected length at once), so views are few. The
+//! unnamed file is `FILE_FLAG_DELETE_ON_CLOSE` (tempfile), gone when the last view and handle
+//! close.
 
 use std::fs::File;
 use std::io;
