@@ -7,6 +7,10 @@
 #![cfg(feature = "futures-io")]
 #![cfg(not(miri))]
 
+mod common;
+
+use common::wake::{assert_send, channel_cache, counting_waker, held};
+use common::{eventually, no_hang, pattern};
 use futures::executor::block_on;
 use futures::future::join_all;
 use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt};
@@ -15,68 +19,17 @@ use futures_io::{AsyncBufRead, AsyncRead, AsyncSeek};
 use std::future::Future;
 use std::io::{self, SeekFrom};
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use streamcache::{Reader, StreamCache};
-
-/// How long any test's work may take before the test is declared hung.
-const HANG_GUARD: Duration = Duration::from_secs(60);
 
 // `Reader` stays `Unpin` (the contract): futures' `*Ext` methods need it.
 const _: fn() = || {
     fn unpin<T: Unpin>() {}
     unpin::<Reader>();
 };
-
-fn byte_at(i: u64) -> u8 {
-    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) as u8
-}
-
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len as u64).map(byte_at).collect()
-}
-
-/// A cache whose source yields only what is sent; the stream ends when the sender drops.
-fn channel_cache() -> (mpsc::Sender<io::Result<Vec<u8>>>, StreamCache) {
-    let (tx, rx) = mpsc::channel::<io::Result<Vec<u8>>>();
-    let cache = StreamCache::builder()
-        .spawn_chunks(rx)
-        .expect("spawn the filler");
-    (tx, cache)
-}
-
-/// Runs `f` on its own thread, failing the test if it does not return within the hang guard
-/// (the thread is then left behind: the test has failed anyway).
-fn finishes<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(HANG_GUARD) {
-        Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("did not finish within {HANG_GUARD:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the test thread panicked"),
-    }
-}
-
-fn assert_send<T: Send>(_: &T) {}
-
-/// Waits (bounded by the hang guard) until `condition` holds: for effects that another thread
-/// completes a moment after the one the test synchronised on (a filler drops the wakers it woke
-/// just after publishing).
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + HANG_GUARD;
-    while !condition() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
 
 #[test]
 fn readers_and_the_producer_share_one_thread() {
@@ -88,7 +41,7 @@ fn readers_and_the_producer_share_one_thread() {
     let data = pattern(LEN);
     let (tx, cache) = channel_cache();
     let expected = data.clone();
-    let results = finishes(move || {
+    let results = no_hang("the readers and the producer", move || {
         block_on(async move {
             let readers = (0..8).map(|i| {
                 let mut reader = cache.reader();
@@ -163,7 +116,7 @@ fn readers_on_many_threads_each_with_its_own_executor() {
             }
         })
     };
-    let results = finishes(move || {
+    let results = no_hang("the reader threads", move || {
         handles
             .into_iter()
             .map(|h| h.join().expect("no panic").expect("read"))
@@ -183,7 +136,7 @@ fn readers_on_many_threads_each_with_its_own_executor() {
 fn read_line_read_exact_seek_and_copy() {
     let text = b"one\ntwo\nthree\n".to_vec();
     let cache = StreamCache::new(io::Cursor::new(text.clone())).expect("spawn");
-    finishes(move || {
+    no_hang("the reads and seeks", move || {
         block_on(async move {
             let mut reader = cache.reader();
             let mut line = String::new();
@@ -249,7 +202,7 @@ fn fill_buf_hands_out_the_caches_own_memory() {
         .memory_limit(1 << 20)
         .spawn(io::Cursor::new(data))
         .expect("spawn");
-    finishes(move || {
+    no_hang("fill_buf", move || {
         block_on(async move {
             cache.wait_complete().expect("complete");
             let mut reader = cache.reader_at(2 << 20);
@@ -292,7 +245,7 @@ fn a_failed_stream_fails_readers_with_the_source_error() {
     tx.send(Ok(data.clone())).expect("send");
     tx.send(Err(io::Error::new(io::ErrorKind::BrokenPipe, "pipe burst")))
         .expect("send");
-    let results = finishes(move || {
+    let results = no_hang("the waiting readers", move || {
         waiting
             .into_iter()
             .map(|h| h.join().expect("no panic"))
@@ -366,7 +319,7 @@ fn a_cancelled_read_or_seek_moves_no_cursor() {
     // The abandoned seek left nothing behind: reading goes on from 3.
     tx.send(Ok(b"defg".to_vec())).expect("send");
     drop(tx);
-    let rest = finishes(move || {
+    let rest = no_hang("the rest", move || {
         block_on(async move {
             let mut rest = Vec::new();
             reader.read_to_end(&mut rest).await.expect("rest");
@@ -374,26 +327,6 @@ fn a_cancelled_read_or_seek_moves_no_cursor() {
         })
     });
     assert_eq!(rest, (b"defg".to_vec(), 7));
-}
-
-/// A waker that counts its wakes; `Arc::strong_count` shows how many copies are still held.
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counting_waker() -> (Arc<CountingWaker>, Waker) {
-    let count = Arc::new(CountingWaker::default());
-    (Arc::clone(&count), Waker::from(count))
-}
-
-/// Copies of the waker held besides the test's own two.
-fn held(count: &Arc<CountingWaker>) -> usize {
-    Arc::strong_count(count) - 2
 }
 
 #[test]
@@ -480,7 +413,9 @@ fn wait_for_async_and_bytes_async_with_the_futures_executor() {
     tx.send(Ok(data[..400].to_vec())).expect("send");
     tx.send(Ok(data[400..].to_vec())).expect("send");
     drop(tx);
-    let (available, bytes) = finishes(move || waiter.join().expect("no panic").expect("wait"));
+    let (available, bytes) = no_hang("the waiter", move || {
+        waiter.join().expect("no panic").expect("wait")
+    });
     assert!((700..=1000).contains(&available), "{available}");
     assert_eq!(bytes, data[500..]);
     // The source has ended, but the filler may not have said so yet: wait, so that the

@@ -11,6 +11,9 @@
 //! Every wait is bounded (a generous hang guard), and nothing asserts on timing.
 #![cfg(not(miri))]
 
+mod common;
+
+use common::{cut, no_hang, pattern, LONG_HANG_GUARD as HANG_GUARD};
 use futures::StreamExt;
 use futures_core::Stream;
 use std::collections::VecDeque;
@@ -23,48 +26,6 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 use streamcache::{Status, StreamCache};
-
-/// How long any wait may take before the test is declared hung.
-const HANG_GUARD: Duration = Duration::from_secs(60);
-
-fn byte_at(i: u64) -> u8 {
-    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) as u8
-}
-
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len as u64).map(byte_at).collect()
-}
-
-/// `data` cut into chunks whose sizes cycle through `sizes` (0 gives an empty chunk).
-fn cut(data: &[u8], sizes: &[usize]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    for &size in sizes.iter().cycle() {
-        if at >= data.len() {
-            break;
-        }
-        let end = (at + size).min(data.len());
-        out.push(data[at..end].to_vec());
-        at = end;
-    }
-    out
-}
-
-/// Runs `f` on its own thread, failing the test if it does not return within the hang guard.
-fn finishes<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(HANG_GUARD) {
-        Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("did not finish within {HANG_GUARD:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the test thread panicked"),
-    }
-}
 
 /// Reads the whole stream through `fill_buf` on `threads` threads; every result.
 fn read_on_threads(cache: &StreamCache, threads: usize) -> Vec<io::Result<Vec<u8>>> {
@@ -85,7 +46,7 @@ fn read_on_threads(cache: &StreamCache, threads: usize) -> Vec<io::Result<Vec<u8
             })
         })
         .collect();
-    finishes(move || {
+    no_hang("the reader threads", move || {
         handles
             .into_iter()
             .map(|h| h.join().expect("a reader panicked"))
@@ -221,7 +182,7 @@ fn a_stream_that_panics_fails_the_cache_instead_of_hanging_it() {
         None => panic!("the stream broke"),
     });
     let cache = StreamCache::builder().spawn_stream(stream).expect("spawn");
-    let err = finishes({
+    let err = no_hang("the panicking stream", {
         let cache = cache.clone();
         move || cache.wait_complete()
     })
@@ -342,7 +303,7 @@ fn wakes_before_pending_are_not_lost() {
             how,
         };
         let cache = StreamCache::builder().spawn_stream(stream).expect("spawn");
-        let got = finishes(move || cache.slice(..).map(<[u8]>::to_vec));
+        let got = no_hang("slice(..)", move || cache.slice(..).map(<[u8]>::to_vec));
         assert!(got.expect("complete") == data);
     }
 }
@@ -467,7 +428,9 @@ fn a_reader_waiting_on_a_thread_keeps_the_stream_going_to_its_end() {
     );
     push(&queue, Some(b"then the rest".to_vec()));
     push(&queue, None);
-    let all = finishes(move || waiting.join().expect("no panic").expect("read"));
+    let all = no_hang("the waiting reader", move || {
+        waiting.join().expect("no panic").expect("read")
+    });
     assert_eq!(all, b"first, then the rest");
     dropped
         .recv_timeout(HANG_GUARD)
@@ -479,105 +442,15 @@ fn a_reader_waiting_on_a_thread_keeps_the_stream_going_to_its_end() {
 
 #[cfg(feature = "tokio")]
 mod reqwest_end_to_end {
+    use super::common::http::{cut_server, Server};
     use super::{pattern, HANG_GUARD};
     use futures::StreamExt;
-    use std::io::{self, Write};
-    use std::net::TcpListener;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::io;
+    use std::sync::atomic::Ordering;
     use std::sync::Arc;
-    use std::thread::{self, JoinHandle};
     use std::time::Duration;
     use streamcache::{Status, StreamCache};
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt};
-
-    /// The body as the server sends it: 256 KiB pieces with a short pause before each, so that
-    /// the readers catch up with the download and wait.
-    struct Slow {
-        body: Arc<[u8]>,
-        at: usize,
-        next_pause: usize,
-    }
-
-    impl Slow {
-        const PIECE: usize = 256 << 10;
-        const PAUSE: Duration = Duration::from_millis(2);
-    }
-
-    impl io::Read for Slow {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            if self.at == self.next_pause && self.at < self.body.len() {
-                thread::sleep(Self::PAUSE);
-                self.next_pause += Self::PIECE;
-            }
-            let end = self.body.len().min(self.next_pause);
-            let n = buf.len().min(end - self.at);
-            buf[..n].copy_from_slice(&self.body[self.at..self.at + n]);
-            self.at += n;
-            Ok(n)
-        }
-    }
-
-    /// A tiny_http server on 127.0.0.1:0 answering every request with `body`, slowly, with a
-    /// Content-Length or chunked; it counts the requests.
-    struct Server {
-        url: String,
-        requests: Arc<AtomicUsize>,
-        server: Arc<tiny_http::Server>,
-        thread: Option<JoinHandle<()>>,
-    }
-
-    impl Server {
-        fn start(body: Arc<[u8]>, content_length: bool) -> Server {
-            let server =
-                Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1:0"));
-            let port = server.server_addr().to_ip().expect("an IP listener").port();
-            let requests = Arc::new(AtomicUsize::new(0));
-            let thread = {
-                let (server, requests) = (Arc::clone(&server), Arc::clone(&requests));
-                thread::spawn(move || {
-                    // Ends when `unblock` is called on drop.
-                    for request in server.incoming_requests() {
-                        requests.fetch_add(1, Ordering::SeqCst);
-                        let slow = Slow {
-                            body: Arc::clone(&body),
-                            at: 0,
-                            next_pause: 0,
-                        };
-                        let length = content_length.then_some(body.len());
-                        let response = tiny_http::Response::new(
-                            tiny_http::StatusCode(200),
-                            vec![],
-                            slow,
-                            length,
-                            None,
-                        );
-                        // tiny_http goes chunked above 32 KiB unless told otherwise.
-                        let response = if content_length {
-                            response.with_chunked_threshold(usize::MAX)
-                        } else {
-                            response.with_chunked_threshold(0)
-                        };
-                        let _ = request.respond(response);
-                    }
-                })
-            };
-            Server {
-                url: format!("http://127.0.0.1:{port}/body.bin"),
-                requests,
-                server,
-                thread: Some(thread),
-            }
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            self.server.unblock();
-            if let Some(thread) = self.thread.take() {
-                let _ = thread.join();
-            }
-        }
-    }
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
@@ -715,29 +588,7 @@ mod reqwest_end_to_end {
         const CUT: usize = (1 << 20) + 4321;
         let body: Arc<[u8]> = pattern(LEN).into();
         // A raw server: promises LEN bytes, sends CUT of them, then closes the connection.
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let url = format!("http://{}/cut.bin", listener.local_addr().expect("address"));
-        let server = {
-            let body = Arc::clone(&body);
-            thread::spawn(move || -> io::Result<()> {
-                let (mut socket, _) = listener.accept()?;
-                let mut request = [0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let n = io::Read::read(&mut socket, &mut request)?;
-                    if n == 0 {
-                        return Ok(());
-                    }
-                    got.extend_from_slice(&request[..n]);
-                }
-                write!(socket, "HTTP/1.1 200 OK\r\nContent-Length: {LEN}\r\n\r\n")?;
-                for piece in body[..CUT].chunks(128 << 10) {
-                    socket.write_all(piece)?;
-                    thread::sleep(Duration::from_millis(1));
-                }
-                Ok(()) // dropping the socket closes the connection
-            })
-        };
+        let (url, server) = cut_server(Arc::clone(&body), CUT, 128 << 10, Duration::from_millis(1));
         let rt = runtime();
         rt.block_on(async {
             tokio::time::timeout(HANG_GUARD, async {

@@ -7,12 +7,16 @@
 #![cfg(feature = "tokio")]
 #![cfg(not(miri))]
 
+mod common;
+
+use common::wake::{assert_send, assert_send_static, channel_cache, counting_waker, held};
+use common::{eventually, pattern, LONG_HANG_GUARD as HANG_GUARD};
 use std::future::Future;
 use std::io::{self, SeekFrom};
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 use streamcache::{Reader, Status, StreamCache};
@@ -21,10 +25,6 @@ use tokio::io::{
 };
 use tokio::runtime::Runtime;
 use tokio::time::{sleep, timeout, MissedTickBehavior};
-
-/// Any single test's whole async body must finish within this: generous, the machine is
-/// shared; a correct implementation needs well under a second.
-const HANG_GUARD: Duration = Duration::from_secs(60);
 
 // `Reader` stays `Unpin` (the contract): tokio's `*Ext` methods need it, and so do users who
 // poll it by hand.
@@ -35,19 +35,6 @@ const _: fn() = || {
     send_sync::<Reader>();
 };
 
-/// The byte at offset `i` of every generated stream (splitmix64's finaliser: a byte read from
-/// the wrong offset does not match).
-fn byte_at(i: u64) -> u8 {
-    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) as u8
-}
-
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len as u64).map(byte_at).collect()
-}
-
 fn runtime(workers: usize) -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -56,7 +43,8 @@ fn runtime(workers: usize) -> Runtime {
         .expect("a tokio runtime")
 }
 
-/// Runs `body` on a 2-worker runtime under the hang guard.
+/// Runs `body` on a 2-worker runtime under the hang guard: any single test's whole async body
+/// must finish within it (a correct implementation needs well under a second).
 fn run<F: Future<Output = ()>>(body: F) {
     runtime(2).block_on(async {
         timeout(HANG_GUARD, body)
@@ -64,31 +52,6 @@ fn run<F: Future<Output = ()>>(body: F) {
             .expect("the test did not finish within the hang guard")
     });
 }
-
-/// A cache whose source yields only what is sent on the returned channel; the stream ends when
-/// the sender drops.
-fn channel_cache() -> (mpsc::Sender<io::Result<Vec<u8>>>, StreamCache) {
-    let (tx, rx) = mpsc::channel::<io::Result<Vec<u8>>>();
-    let cache = StreamCache::builder()
-        .spawn_chunks(rx)
-        .expect("spawn the filler");
-    (tx, cache)
-}
-
-fn assert_send<T: Send>(_: &T) {}
-
-/// Waits (bounded by the hang guard) until `condition` holds: for effects that another thread
-/// completes a moment after the one the test synchronised on (a filler drops the wakers it woke
-/// just after publishing).
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + HANG_GUARD;
-    while !condition() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn assert_send_static<T: Send + 'static>(_: &T) {}
 
 // ---------------------------------------------------------------------------------------------
 // No worker blocked
@@ -626,31 +589,6 @@ fn async_futures_are_send_and_static() {
 
 // ---------------------------------------------------------------------------------------------
 // Cancellation: futures dropped mid-wait
-
-/// A waker that counts its wakes; `Arc::strong_count` shows how many copies are still held
-/// (by the watermark, if a registration leaked).
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counting_waker() -> (Arc<CountingWaker>, Waker) {
-    let count = Arc::new(CountingWaker::default());
-    (Arc::clone(&count), Waker::from(count))
-}
-
-/// How many copies of the waker exist besides the test's own two (`count` and `waker`).
-fn held(count: &Arc<CountingWaker>) -> usize {
-    Arc::strong_count(count) - 2
-}
 
 #[test]
 fn a_dropped_wait_for_async_deregisters_its_waker() {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{channel, chunks_of, finishes, pattern, spill_dir, OddReads};
+use common::{channel, chunks_of, finishes, pattern, spill_dir, spilling, OddReads};
 use std::io::{self, BufRead, ErrorKind, Read};
 use std::thread;
 use streamcache::{Status, StreamCache};
@@ -65,6 +65,14 @@ fn check_around(cache: &StreamCache, data: &[u8], boundaries: &[u64]) {
     }
 }
 
+/// [`check_around`] the offsets where a source cut `data` into pieces of `sizes` (see [`cuts`])
+/// and the offsets `also`.
+fn check_around_cuts(cache: &StreamCache, data: &[u8], sizes: &[usize], also: &[u64]) {
+    let mut boundaries = cuts(data.len(), sizes);
+    boundaries.extend(also);
+    check_around(cache, data, &boundaries);
+}
+
 /// One read of `n` bytes at `offset`, by every method, against `data` (a completed stream).
 fn check_read(cache: &StreamCache, data: &[u8], offset: u64, n: u64) {
     let len = data.len() as u64;
@@ -109,14 +117,10 @@ fn read_sources_around_the_memory_limit() {
     for len in [LIMIT - 1, LIMIT, LIMIT + 1, 3 * LIMIT + 5] {
         let data = pattern(len);
         for sizes in [&ODD[..], &[LIMIT], &[LIMIT - 1], &[usize::MAX], &[3, LIMIT]] {
-            let cache = StreamCache::builder()
-                .memory_limit(LIMIT)
-                .temp_dir(dir.path())
+            let cache = spilling(LIMIT, dir.path())
                 .spawn(OddReads::new(data.clone(), sizes))
                 .unwrap();
-            let mut boundaries = cuts(len, sizes);
-            boundaries.push(LIMIT as u64);
-            check_around(&cache, &data, &boundaries);
+            check_around_cuts(&cache, &data, sizes, &[LIMIT as u64]);
         }
     }
 }
@@ -137,14 +141,10 @@ fn chunk_sources_around_the_memory_limit() {
             &[len],
         ];
         for sizes in shapes {
-            let cache = StreamCache::builder()
-                .memory_limit(LIMIT)
-                .temp_dir(dir.path())
+            let cache = spilling(LIMIT, dir.path())
                 .spawn_chunks(chunks_of(&data, sizes))
                 .unwrap();
-            let mut boundaries = cuts(len, sizes);
-            boundaries.push(LIMIT as u64);
-            check_around(&cache, &data, &boundaries);
+            check_around_cuts(&cache, &data, sizes, &[LIMIT as u64]);
         }
     }
 }
@@ -158,19 +158,15 @@ fn memory_limit_zero() {
     for len in [1, 2, 5, 4095, 4096, 4097, 100_000] {
         let data = pattern(len);
         for sizes in [&ODD[..], &[1], &[usize::MAX]] {
-            let cache = StreamCache::builder()
-                .memory_limit(0)
-                .temp_dir(dir.path())
+            let cache = spilling(0, dir.path())
                 .spawn(OddReads::new(data.clone(), sizes))
                 .unwrap();
-            check_around(&cache, &data, &cuts(len, sizes));
+            check_around_cuts(&cache, &data, sizes, &[]);
         }
-        let cache = StreamCache::builder()
-            .memory_limit(0)
-            .temp_dir(dir.path())
+        let cache = spilling(0, dir.path())
             .spawn_chunks(chunks_of(&data, &[0, 3, 4093]))
             .unwrap();
-        check_around(&cache, &data, &cuts(len, &[3, 4093]));
+        check_around_cuts(&cache, &data, &[3, 4093], &[]);
     }
 }
 
@@ -182,9 +178,7 @@ fn memory_limit_one() {
     let dir = spill_dir();
     for len in [1, 2, 3, 10_000] {
         let data = pattern(len);
-        let cache = StreamCache::builder()
-            .memory_limit(1)
-            .temp_dir(dir.path())
+        let cache = spilling(1, dir.path())
             .spawn(OddReads::new(data.clone(), &ODD))
             .unwrap();
         check_around(&cache, &data, &[1]);
@@ -200,9 +194,7 @@ fn tens_of_mib_through_a_small_memory_limit() {
     let dir = spill_dir();
     let data = pattern(40 * MIB);
     let sizes = [1, 7, 4093, 65537, MIB + 3];
-    let cache = StreamCache::builder()
-        .memory_limit(MIB)
-        .temp_dir(dir.path())
+    let cache = spilling(MIB, dir.path())
         .spawn(OddReads::new(data.clone(), &sizes))
         .unwrap();
 
@@ -223,9 +215,12 @@ fn tens_of_mib_through_a_small_memory_limit() {
         }
     });
 
-    let mut boundaries = cuts(data.len(), &sizes);
-    boundaries.extend([MIB as u64, 16 * MIB as u64, 40 * MIB as u64 - 1]);
-    check_around(&cache, &data, &boundaries);
+    check_around_cuts(
+        &cache,
+        &data,
+        &sizes,
+        &[MIB as u64, 16 * MIB as u64, 40 * MIB as u64 - 1],
+    );
     assert_eq!(consumer.join().unwrap().unwrap(), data.len());
     assert_eq!(
         cache.status(),
@@ -244,14 +239,10 @@ fn tens_of_mib_chunked_through_a_small_memory_limit() {
     let dir = spill_dir();
     let data = pattern(24 * MIB);
     let sizes = [65537, 1, 0, 4093, 3 * MIB + 1, 7];
-    let cache = StreamCache::builder()
-        .memory_limit(MIB)
-        .temp_dir(dir.path())
+    let cache = spilling(MIB, dir.path())
         .spawn_chunks(chunks_of(&data, &sizes))
         .unwrap();
-    let mut boundaries = cuts(data.len(), &sizes);
-    boundaries.push(MIB as u64);
-    check_around(&cache, &data, &boundaries);
+    check_around_cuts(&cache, &data, &sizes, &[MIB as u64]);
 }
 
 /// Slices and `Bytes` taken from memory before the stream spilled keep their content after it
@@ -264,11 +255,7 @@ fn slices_taken_before_the_spill_stay_valid() {
     let dir = spill_dir();
     let data = pattern(LIMIT * 4 + 17);
     let (tx, rx) = channel();
-    let cache = StreamCache::builder()
-        .memory_limit(LIMIT)
-        .temp_dir(dir.path())
-        .spawn_chunks(rx)
-        .unwrap();
+    let cache = spilling(LIMIT, dir.path()).spawn_chunks(rx).unwrap();
     for chunk in chunks_of(&data[..LIMIT], &ODD) {
         tx.send(chunk).unwrap();
     }
@@ -304,11 +291,7 @@ fn follow_the_stream_across_the_spill() {
     let dir = spill_dir();
     let data = pattern(LIMIT * 3 + 1);
     let (tx, rx) = channel();
-    let cache = StreamCache::builder()
-        .memory_limit(LIMIT)
-        .temp_dir(dir.path())
-        .spawn_chunks(rx)
-        .unwrap();
+    let cache = spilling(LIMIT, dir.path()).spawn_chunks(rx).unwrap();
     let mut reader = cache.reader();
     for chunk in chunks_of(&data, &[4093, 1, LIMIT - 4095, 7]) {
         let chunk = chunk.unwrap();
@@ -415,10 +398,8 @@ fn max_len_around_the_memory_limit() {
     for max in [LIMIT - 1, LIMIT, LIMIT + 1] {
         for len in [max, max + 1] {
             let data = pattern(len);
-            let cache = StreamCache::builder()
-                .memory_limit(LIMIT)
+            let cache = spilling(LIMIT, dir.path())
                 .max_len(max as u64)
-                .temp_dir(dir.path())
                 .spawn(OddReads::new(data.clone(), &ODD))
                 .unwrap();
             let outcome = cache.wait_complete().map_err(|e| e.kind());

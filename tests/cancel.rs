@@ -6,54 +6,22 @@
 //! Its own test binary: it inspects this process's file descriptors and mappings (each test
 //! only looks at its own temp dir, so the tests here may run in parallel).
 
+mod common;
+
+use common::offsets::{assert_pattern, canonical_temp_dir, fill_pattern, KIB, MIB};
+use common::{eventually_within, LONG_HANG_GUARD as HANG_GUARD};
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use streamcache::StreamCache;
 
-/// Only a guard against hangs: every wait in these tests should end long before it. Longer under
-/// miri, which runs these tests hundreds of times slower against the real clock.
-const HANG_GUARD: Duration = Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
 /// How long the filler may take to notice that every handle is gone (it needs one more chunk).
 const STOP_GUARD: Duration = Duration::from_secs(if cfg!(miri) { 300 } else { 30 });
-const KIB: u64 = 1 << 10;
-const MIB: u64 = 1 << 20;
 const FILLER_NAME: &str = "cancel-test-filler";
-
-/// The byte at `offset` of every test stream: a mix of the offset, so that a byte read from the
-/// wrong place shows up as a mismatch.
-fn byte_at(offset: u64) -> u8 {
-    let x = (offset / 8).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let x = x ^ (x >> 29);
-    (x >> (8 * (offset % 8))) as u8
-}
-
-/// Panics, naming the first wrong byte, unless `data` is the pattern at `offset`.
-#[track_caller]
-fn assert_pattern(offset: u64, data: &[u8], what: &str) {
-    if let Some(i) = (0..data.len()).find(|&i| data[i] != byte_at(offset + i as u64)) {
-        panic!(
-            "{what}: wrong byte at offset {} (got {:#04x}, expected {:#04x})",
-            offset + i as u64,
-            data[i],
-            byte_at(offset + i as u64)
-        );
-    }
-}
-
-/// A fresh directory for one test's spill file, by its canonical path (as `/proc` shows it).
-fn temp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("streamcache-cancel-{name}-"))
-        .tempdir()
-        .expect("create a temp dir");
-    let path = dir.path().canonicalize().expect("canonical temp dir");
-    (dir, path)
-}
 
 /// This process's open file descriptors that point into `dir` (an unnamed file shows as
 /// `DIR/#1234 (deleted)` or `DIR/.tmpXXXX (deleted)`).
@@ -84,20 +52,6 @@ fn maps_into(dir: &Path) -> Vec<String> {
         .filter(|line| line.contains(&dir))
         .map(str::to_owned)
         .collect()
-}
-
-/// Polls `cond` every 10 ms until it holds or `limit` passes; whether it held.
-fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Where and whether a source was dropped.
@@ -172,9 +126,7 @@ impl Read for Endless {
         // Slow-ish (at most 32 MiB/s), so a filler that fails to stop cannot fill the disk.
         thread::sleep(Duration::from_millis(2));
         let n = buf.len().min(64 << 10).min(allowed as usize);
-        for (i, b) in buf[..n].iter_mut().enumerate() {
-            *b = byte_at(self.pos + i as u64);
-        }
+        fill_pattern(self.pos, &mut buf[..n]);
         self.pos += n as u64;
         Ok(n)
     }
@@ -190,7 +142,7 @@ impl Drop for Endless {
 #[track_caller]
 fn assert_source_dropped_by_filler(record: &DropRecord) {
     assert!(
-        eventually(STOP_GUARD, || record.dropped()),
+        eventually_within(STOP_GUARD, || record.dropped()),
         "the filler did not stop (its source was not dropped) within {STOP_GUARD:?} of the last \
          handle being dropped"
     );
@@ -204,7 +156,7 @@ fn assert_source_dropped_by_filler(record: &DropRecord) {
 /// Asserts no descriptor and no mapping into `dir` remains, within `STOP_GUARD`.
 #[track_caller]
 fn assert_released(dir: &Path) {
-    let released = eventually(STOP_GUARD, || {
+    let released = eventually_within(STOP_GUARD, || {
         fds_into(dir).is_empty() && maps_into(dir).is_empty()
     });
     assert!(
@@ -223,7 +175,7 @@ fn assert_released(dir: &Path) {
 // Needs the spill file (miri cannot map files) and reads /proc/self/{fd,maps}.
 #[cfg_attr(miri, ignore = "spill file and /proc")]
 fn dropping_every_handle_stops_the_filler_and_releases_the_file() {
-    let (_guard, dir) = temp_dir("handles");
+    let (_guard, dir) = canonical_temp_dir("handles");
     let (source, gate, record) = Endless::new();
     gate.allow(u64::MAX);
     let cache = StreamCache::builder()
@@ -282,7 +234,7 @@ fn dropping_every_handle_stops_the_filler_and_releases_the_file() {
 // Needs the spill file (miri cannot map files) and reads /proc/self/{fd,maps}.
 #[cfg_attr(miri, ignore = "spill file and /proc")]
 fn with_only_bytes_left_the_filler_stops_and_the_bytes_stay_readable() {
-    let (_guard, dir) = temp_dir("bytes");
+    let (_guard, dir) = canonical_temp_dir("bytes");
     let (source, gate, record) = Endless::new();
     let cache = StreamCache::builder()
         .memory_limit(1 << 20)

@@ -2,50 +2,16 @@
 //! (invariants 1 and 2), every parked reader is woken (invariant 3), and slices handed out
 //! before the spill stay valid and unchanged after it (invariant 1).
 
+mod common;
+
+use common::offsets::{assert_pattern, fill_pattern, pattern, pieces, temp_dir, KIB, MIB};
+use common::{no_hang, LONG_HANG_GUARD as HANG_GUARD};
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 use streamcache::StreamCache;
-
-/// Only a guard against hangs: every wait in these tests should end long before it. Longer under
-/// miri, which runs these tests hundreds of times slower against the real clock.
-const HANG_GUARD: Duration = Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
-const KIB: u64 = 1 << 10;
-const MIB: u64 = 1 << 20;
-
-/// The byte at `offset` of every test stream: a mix of the offset, so that a byte read from the
-/// wrong place shows up as a mismatch (a repeating pattern would hide a shifted read).
-fn byte_at(offset: u64) -> u8 {
-    let x = (offset / 8).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let x = x ^ (x >> 29);
-    (x >> (8 * (offset % 8))) as u8
-}
-
-fn pattern(start: u64, end: u64) -> Vec<u8> {
-    (start..end).map(byte_at).collect()
-}
-
-/// Panics, naming the first wrong byte, unless `data` is the pattern at `offset`.
-#[track_caller]
-fn assert_pattern(offset: u64, data: &[u8], what: &str) {
-    if let Some(i) = (0..data.len()).find(|&i| data[i] != byte_at(offset + i as u64)) {
-        panic!(
-            "{what}: wrong byte at offset {} (got {:#04x}, expected {:#04x})",
-            offset + i as u64,
-            data[i],
-            byte_at(offset + i as u64)
-        );
-    }
-}
-
-fn temp_dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("streamcache-concurrency-{name}-"))
-        .tempdir()
-        .expect("create a temp dir")
-}
 
 /// xorshift64: a deterministic generator per thread, no dependency needed.
 struct Rng(u64);
@@ -84,22 +50,10 @@ impl Read for TrickleSource {
         }
         let want = 1 + self.rng.below(16 * KIB) as usize;
         let n = buf.len().min(want).min((self.len - self.pos) as usize);
-        for (i, b) in buf[..n].iter_mut().enumerate() {
-            *b = byte_at(self.pos + i as u64);
-        }
+        fill_pattern(self.pos, &mut buf[..n]);
         self.pos += n as u64;
         Ok(n)
     }
-}
-
-/// Runs `f` on a thread and returns its result, failing the test if it does not finish.
-fn no_hang<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(HANG_GUARD)
-        .unwrap_or_else(|e| panic!("{what}: did not finish ({e}): it hangs or panicked"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,11 +295,8 @@ fn parked_readers_are_all_woken_step_by_step() {
 
 /// Sends the pattern `[start, end)` in chunks of `piece` bytes.
 fn feed(tx: &Sender<io::Result<Vec<u8>>>, start: u64, end: u64, piece: u64) {
-    let mut at = start;
-    while at < end {
-        let to = (at + piece).min(end);
-        tx.send(Ok(pattern(at, to))).expect("the filler is alive");
-        at = to;
+    for chunk in pieces(start, end, piece) {
+        tx.send(Ok(chunk)).expect("the filler is alive");
     }
 }
 

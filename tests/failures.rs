@@ -2,6 +2,10 @@
 //! bad arguments and a buggy `Read`. Invariants 5 (no SIGBUS) and 8 (errors reach everyone,
 //! bad arguments are `InvalidInput`) of DESIGN.md.
 
+mod common;
+
+use common::offsets::{assert_pattern, byte_at, fill_pattern, pieces, temp_dir, KIB, MIB};
+use common::{no_hang, wait_for, LONG_HANG_GUARD as HANG_GUARD};
 use std::io::{self, BufRead, ErrorKind, Read, Seek, SeekFrom};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -13,47 +17,9 @@ use std::thread;
 use std::time::Duration;
 use streamcache::{Status, StreamCache};
 
-/// Only a guard against hangs: every wait in these tests should end long before it. Longer under
-/// miri, which runs these tests hundreds of times slower against the real clock.
-const HANG_GUARD: Duration = Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
-const KIB: u64 = 1 << 10;
-const MIB: u64 = 1 << 20;
-
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// The byte at `offset` of every test stream: a mix of the offset, so that a byte read from the
-/// wrong place shows up as a mismatch (a repeating pattern would hide a shifted read).
-fn byte_at(offset: u64) -> u8 {
-    let x = (offset / 8).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let x = x ^ (x >> 29);
-    (x >> (8 * (offset % 8))) as u8
-}
-
-fn pattern(start: u64, end: u64) -> Vec<u8> {
-    (start..end).map(byte_at).collect()
-}
-
-/// Panics, naming the first wrong byte, unless `data` is the pattern at `offset`.
-#[track_caller]
-fn assert_pattern(offset: u64, data: &[u8], what: &str) {
-    if let Some(i) = (0..data.len()).find(|&i| data[i] != byte_at(offset + i as u64)) {
-        panic!(
-            "{what}: wrong byte at offset {} (got {:#04x}, expected {:#04x})",
-            offset + i as u64,
-            data[i],
-            byte_at(offset + i as u64)
-        );
-    }
-}
-
-fn temp_dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("streamcache-failures-{name}-"))
-        .tempdir()
-        .expect("create a temp dir")
-}
 
 /// `len` bytes of the pattern, in reads of at most `piece` bytes (so reads do not line up with
 /// chunk or arena boundaries).
@@ -75,9 +41,7 @@ impl Read for PatternReader {
             .len()
             .min(self.piece)
             .min((self.len - self.pos) as usize);
-        for (i, b) in buf[..n].iter_mut().enumerate() {
-            *b = byte_at(self.pos + i as u64);
-        }
+        fill_pattern(self.pos, &mut buf[..n]);
         self.pos += n as u64;
         Ok(n)
     }
@@ -130,31 +94,9 @@ impl Read for ChanSource {
 
 /// Sends the pattern `[start, end)` in pieces of `piece` bytes.
 fn feed(tx: &Sender<Step>, start: u64, end: u64, piece: u64) {
-    let mut at = start;
-    while at < end {
-        let to = (at + piece).min(end);
-        tx.send(Step::Data(pattern(at, to)))
-            .expect("the source is alive");
-        at = to;
+    for chunk in pieces(start, end, piece) {
+        tx.send(Step::Data(chunk)).expect("the source is alive");
     }
-}
-
-/// `wait_for_timeout` that must not time out.
-#[track_caller]
-fn wait_for(cache: &StreamCache, offset: u64) -> io::Result<u64> {
-    cache
-        .wait_for_timeout(offset, HANG_GUARD)
-        .map(|r| r.expect("wait_for_timeout timed out: the cache hangs"))
-}
-
-/// Runs `f` on a thread and returns its result, failing the test if it does not finish.
-fn no_hang<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(HANG_GUARD)
-        .unwrap_or_else(|e| panic!("{what}: did not finish ({e}): it hangs or panicked"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -387,9 +329,7 @@ impl Read for PanicsOnThirdRead {
         if self.reads == 3 {
             panic!("the source exploded on its third read");
         }
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = byte_at(self.pos + i as u64);
-        }
+        fill_pattern(self.pos, buf);
         self.pos += buf.len() as u64;
         Ok(buf.len())
     }
@@ -481,13 +421,7 @@ fn capped(kind: SourceKind, memory_limit: usize, cap: u64, len: u64, dir: &Path)
         .chunk_size(48 << 10);
     match kind {
         SourceKind::Read => builder.spawn(PatternReader::new(len, 40_000)),
-        SourceKind::Chunks => {
-            let chunks: Vec<io::Result<Vec<u8>>> = (0..len)
-                .step_by(30_000)
-                .map(|at| Ok(pattern(at, (at + 30_000).min(len))))
-                .collect();
-            builder.spawn_chunks(chunks)
-        }
+        SourceKind::Chunks => builder.spawn_chunks(pieces(0, len, 30_000).map(io::Result::Ok)),
     }
     .unwrap()
 }
@@ -927,9 +861,7 @@ impl Read for Overclaiming {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let pos = self.delivered.load(Ordering::SeqCst);
         let n = buf.len().min(OVERCLAIM_PIECE);
-        for (i, b) in buf[..n].iter_mut().enumerate() {
-            *b = byte_at(pos + i as u64);
-        }
+        fill_pattern(pos, &mut buf[..n]);
         if self.reads == self.good_reads {
             return Ok((self.claim)(buf.len()));
         }

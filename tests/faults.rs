@@ -7,6 +7,10 @@
 //!
 //! Every wait is bounded by [`HANG_GUARD`]; timing checks are lower bounds only.
 
+mod common;
+
+use common::offsets::{assert_pattern, fill_pattern, pattern, temp_dir, KIB, MIB};
+use common::{no_hang, outcome, LONG_HANG_GUARD as HANG_GUARD};
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -19,10 +23,6 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use streamcache::{Builder, Status, StreamCache};
 
-/// Only a guard against hangs: every wait here should end long before it.
-const HANG_GUARD: Duration = Duration::from_secs(60);
-const KIB: u64 = 1 << 10;
-const MIB: u64 = 1 << 20;
 /// A backoff short enough not to slow the suite down.
 const QUICK: Duration = Duration::from_millis(1);
 /// The kinds `spawn_resumable` retries (the list), as errors of a reader.
@@ -36,65 +36,12 @@ const TRANSIENT: [ErrorKind; 6] = [
 ];
 
 // ---------------------------------------------------------------------------------------------
-// Helpers: the pattern, checks, hang guards
+// Helpers: checks
 // ---------------------------------------------------------------------------------------------
 
-/// The byte at `offset` of every stream here (splitmix64's finaliser of the offset): a byte read
-/// from the wrong offset, or a resumed stream that skipped or repeated bytes, does not match.
-fn byte_at(offset: u64) -> u8 {
-    let mut z = offset.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) as u8
-}
-
-fn fill_pattern(offset: u64, buf: &mut [u8]) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = byte_at(offset + i as u64);
-    }
-}
-
-fn pattern(start: u64, end: u64) -> Vec<u8> {
-    (start..end).map(byte_at).collect()
-}
-
-/// Panics, naming the first wrong byte, unless `data` is the pattern at `offset`.
-#[track_caller]
-fn assert_pattern(offset: u64, data: &[u8], what: &str) {
-    if let Some(i) = (0..data.len()).find(|&i| data[i] != byte_at(offset + i as u64)) {
-        panic!(
-            "{what}: wrong byte at offset {} (got {:#04x}, expected {:#04x})",
-            offset + i as u64,
-            data[i],
-            byte_at(offset + i as u64)
-        );
-    }
-}
-
-fn temp_dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("streamcache-faults-{name}-"))
-        .tempdir()
-        .expect("create a temp dir")
-}
-
-/// Waits for the end of the stream (complete or failed), failing the test on a hang.
-#[track_caller]
-fn outcome(cache: &StreamCache) -> io::Result<u64> {
-    cache
-        .wait_for_timeout(u64::MAX, HANG_GUARD)
-        .map(|r| r.expect("wait_for_timeout timed out: the cache hangs"))
-}
-
-/// Runs `f` on a thread and returns its result, failing the test if it does not finish.
-#[track_caller]
-fn finishes<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(HANG_GUARD)
-        .unwrap_or_else(|e| panic!("{what}: did not finish ({e}): it hangs or panicked"))
+/// A builder for `spawn_resumable` with `retries` and a [`QUICK`] backoff.
+fn retrying(retries: u32) -> Builder {
+    StreamCache::builder().retries(retries).retry_backoff(QUICK)
 }
 
 /// A reader streaming through the cache with odd buffer sizes, checking every byte; returns
@@ -120,7 +67,7 @@ fn streamer(cache: &StreamCache, what: &'static str) -> JoinHandle<(u64, io::Res
 #[track_caller]
 fn join_streamer(handle: JoinHandle<(u64, io::Result<()>)>, what: &str) -> (u64, io::Result<()>) {
     let label = what.to_owned();
-    finishes(what, move || {
+    no_hang(what, move || {
         handle
             .join()
             .unwrap_or_else(|_| panic!("{label}: the reader panicked"))
@@ -698,9 +645,9 @@ fn readers_see_one_intact_stream(cache: &StreamCache, len: u64) {
         result.unwrap_or_else(|e| panic!("streaming reader {i} got an error at {at}: {e:?}"));
         assert_eq!(at, len, "streaming reader {i} ended early");
     }
-    let total = finishes("fill_buf reader", move || buffered.join().unwrap()).unwrap();
+    let total = no_hang("fill_buf reader", move || buffered.join().unwrap()).unwrap();
     assert_eq!(total, len);
-    finishes("read_at reader", move || random.join().unwrap()).unwrap();
+    no_hang("read_at reader", move || random.join().unwrap()).unwrap();
 }
 
 #[test]
@@ -769,11 +716,9 @@ fn http_server_that_always_hangs_up_after_progress() {
     let plan = vec![HangUp::Close(STEP); (LEN / STEP) as usize];
     let server = range_server(LEN, plan);
     let addr = server.addr;
-    let cache = StreamCache::builder()
+    let cache = retrying(1)
         .memory_limit(200 << 10)
         .expected_len(LEN)
-        .retries(1)
-        .retry_backoff(QUICK)
         .spawn_resumable(move |offset| http_open(addr, offset))
         .unwrap();
     readers_see_one_intact_stream(&cache, LEN);
@@ -1026,13 +971,7 @@ fn interrupted_storm_then_a_real_break() {
     .piece(1001)
     .storm(20);
     let log = opener.log();
-    let cache = opener.spawn(
-        StreamCache::builder()
-            .memory_limit(64 << 10)
-            .expected_len(LEN)
-            .retries(1)
-            .retry_backoff(QUICK),
-    );
+    let cache = opener.spawn(retrying(1).memory_limit(64 << 10).expected_len(LEN));
     assert_complete(&cache, LEN, "storm and a break");
     assert_eq!(offsets(&log), vec![0, AT]);
 }
@@ -1053,7 +992,7 @@ fn interrupted_from_open_counts_against_retries() {
         let what = format!("open fails with Interrupted at {at}");
         let opener = Opener::new(20_000, &plan, &[Open::Refuse(ErrorKind::Interrupted)]);
         let log = opener.log();
-        let cache = opener.spawn(StreamCache::builder().retries(2).retry_backoff(QUICK));
+        let cache = opener.spawn(retrying(2));
         let err = outcome(&cache).expect_err(&what);
         let opens = offsets(&log);
         assert!(
@@ -1078,7 +1017,7 @@ fn interrupted_from_open_is_transient() {
     const LEN: u64 = 10_000;
     let opener = Opener::new(LEN, &[Open::Refuse(ErrorKind::Interrupted)], &[]);
     let log = opener.log();
-    let cache = opener.spawn(StreamCache::builder().retries(1).retry_backoff(QUICK));
+    let cache = opener.spawn(retrying(1));
     assert_complete(&cache, LEN, "open interrupted once");
     assert_eq!(offsets(&log), vec![0, 0]);
 }
@@ -1140,13 +1079,7 @@ fn a_resumable_source_panicking_is_not_retried() {
     const LEN: u64 = 100 * KIB;
     let opener = Opener::new(LEN, &[Open::At(2000, Fault::Panic)], &[]).piece(1000);
     let log = opener.log();
-    let cache = opener.spawn(
-        StreamCache::builder()
-            .memory_limit(1500)
-            .expected_len(LEN)
-            .retries(5)
-            .retry_backoff(QUICK),
-    );
+    let cache = opener.spawn(retrying(5).memory_limit(1500).expected_len(LEN));
     assert_failed(
         &cache,
         2000,
@@ -1172,7 +1105,7 @@ fn open_panicking() {
     ] {
         let opener = Opener::new(LEN, &plan, &[]);
         let log = opener.log();
-        let cache = opener.spawn(StreamCache::builder().retries(5).retry_backoff(QUICK));
+        let cache = opener.spawn(retrying(5));
         let n = plan.len();
         assert_failed(
             &cache,
@@ -1190,7 +1123,7 @@ fn open_failing_with_a_permanent_error_is_not_retried() {
     for kind in [ErrorKind::NotFound, ErrorKind::PermissionDenied] {
         let opener = Opener::new(1000, &[Open::Refuse(kind)], &[]);
         let log = opener.log();
-        let cache = opener.spawn(StreamCache::builder().retries(5).retry_backoff(QUICK));
+        let cache = opener.spawn(retrying(5));
         assert_failed(
             &cache,
             0,
@@ -1210,7 +1143,7 @@ fn open_failing_with_a_permanent_error_is_not_retried() {
         &[],
     );
     let log = opener.log();
-    let cache = opener.spawn(StreamCache::builder().retries(5).retry_backoff(QUICK));
+    let cache = opener.spawn(retrying(5));
     assert_failed(
         &cache,
         12_345,
@@ -1233,7 +1166,7 @@ fn open_failing_transiently_then_succeeding() {
         &[],
     );
     let log = opener.log();
-    let cache = opener.spawn(StreamCache::builder().retries(2).retry_backoff(QUICK));
+    let cache = opener.spawn(retrying(2));
     assert_complete(&cache, LEN, "open fails twice");
     assert_eq!(offsets(&log), vec![0, 0, 0]);
 }
@@ -1252,7 +1185,7 @@ fn n_retries_is_n_plus_one_opens_at_one_offset() {
             &[Open::Fails(Fault::Error(ErrorKind::BrokenPipe))],
         );
         let log = opener.log();
-        let cache = opener.spawn(StreamCache::builder().retries(n).retry_backoff(QUICK));
+        let cache = opener.spawn(retrying(n));
         let last = format!("open #{}: injected BrokenPipe at byte 0", n + 1);
         assert_failed(&cache, 0, ErrorKind::BrokenPipe, &last, "fails at 0");
         assert_eq!(offsets(&log), vec![0; n as usize + 1], "retries({n})");
@@ -1264,12 +1197,7 @@ fn n_retries_is_n_plus_one_opens_at_one_offset() {
             &[Open::Fails(Fault::Error(ErrorKind::ConnectionReset))],
         );
         let log = opener.log();
-        let cache = opener.spawn(
-            StreamCache::builder()
-                .memory_limit(3000)
-                .retries(n)
-                .retry_backoff(QUICK),
-        );
+        let cache = opener.spawn(retrying(n).memory_limit(3000));
         let last = format!("open #{}: injected ConnectionReset at byte 5000", n + 1);
         assert_failed(
             &cache,
@@ -1297,7 +1225,7 @@ fn failing_opens_count_as_retries() {
         ],
     );
     let log = opener.log();
-    let cache = opener.spawn(StreamCache::builder().retries(4).retry_backoff(QUICK));
+    let cache = opener.spawn(retrying(4));
     assert_failed(
         &cache,
         0,
@@ -1334,13 +1262,7 @@ fn progress_resets_the_retry_count() {
     ];
     let opener = Opener::new(LEN, &[], &plan);
     let log = opener.log();
-    let cache = opener.spawn(
-        StreamCache::builder()
-            .memory_limit(8000)
-            .expected_len(LEN)
-            .retries(2)
-            .retry_backoff(QUICK),
-    );
+    let cache = opener.spawn(retrying(2).memory_limit(8000).expected_len(LEN));
     assert_complete(&cache, LEN, "progress between failures");
     // At each k * 1000: a refused open, then a reader that gets to (k + 1) * 1000.
     let mut expected = vec![0];
@@ -1352,12 +1274,7 @@ fn progress_resets_the_retry_count() {
     // ...and with `retries(1)` the second failure at 1000 is one too many.
     let opener = Opener::new(LEN, &[], &plan);
     let log = opener.log();
-    let cache = opener.spawn(
-        StreamCache::builder()
-            .expected_len(LEN)
-            .retries(1)
-            .retry_backoff(QUICK),
-    );
+    let cache = opener.spawn(retrying(1).expected_len(LEN));
     assert_failed(
         &cache,
         1000,
@@ -1386,19 +1303,14 @@ fn permanent_kinds_are_never_retried() {
         let what = format!("{kind:?} from a reader");
         let opener = Opener::new(20_000, &[Open::At(7777, Fault::Error(kind))], &[]);
         let log = opener.log();
-        let cache = opener.spawn(
-            StreamCache::builder()
-                .expected_len(20_000)
-                .retries(10)
-                .retry_backoff(QUICK),
-        );
+        let cache = opener.spawn(retrying(10).expected_len(20_000));
         assert_failed(&cache, 7777, kind, &injected("open #1", kind, 7777), &what);
         assert_eq!(offsets(&log), vec![0], "{what}");
 
         let what = format!("{kind:?} from open");
         let opener = Opener::new(20_000, &[Open::Refuse(kind)], &[]);
         let log = opener.log();
-        let cache = opener.spawn(StreamCache::builder().retries(10).retry_backoff(QUICK));
+        let cache = opener.spawn(retrying(10));
         assert_failed(&cache, 0, kind, "open #1 at 0", &what);
         assert_eq!(offsets(&log), vec![0], "{what}");
     }
@@ -1413,7 +1325,7 @@ fn every_transient_kind_is_retried() {
         }
         let opener = Opener::new(LEN, &[Open::At(7777, Fault::Error(kind))], &[]);
         let log = opener.log();
-        let cache = opener.spawn(StreamCache::builder().retries(1).retry_backoff(QUICK));
+        let cache = opener.spawn(retrying(1));
         assert_complete(&cache, LEN, &format!("{kind:?}"));
         assert_eq!(offsets(&log), vec![0, 7777], "{kind:?}");
     }
@@ -1425,19 +1337,14 @@ fn an_early_end_is_a_break_only_with_an_expected_len() {
     // With the Content-Length: resumed.
     let opener = Opener::new(LEN, &[Open::At(7777, Fault::End)], &[]);
     let log = opener.log();
-    let cache = opener.spawn(
-        StreamCache::builder()
-            .expected_len(LEN)
-            .retries(1)
-            .retry_backoff(QUICK),
-    );
+    let cache = opener.spawn(retrying(1).expected_len(LEN));
     assert_complete(&cache, LEN, "early end, resumed");
     assert_eq!(offsets(&log), vec![0, 7777]);
 
     // Without: the end of the stream.
     let opener = Opener::new(LEN, &[Open::At(7777, Fault::End)], &[]);
     let log = opener.log();
-    let cache = opener.spawn(StreamCache::builder().retries(1).retry_backoff(QUICK));
+    let cache = opener.spawn(retrying(1));
     assert_complete(&cache, 7777, "early end without expected_len");
     assert_eq!(offsets(&log), vec![0]);
 }
@@ -1447,13 +1354,7 @@ fn a_source_shorter_than_expected_fails_with_unexpected_eof() {
     // Every re-open at 9000 ends at once: after the retries, UnexpectedEof at 9000.
     let opener = Opener::new(9000, &[], &[]);
     let log = opener.log();
-    let cache = opener.spawn(
-        StreamCache::builder()
-            .memory_limit(4000)
-            .expected_len(10_000)
-            .retries(2)
-            .retry_backoff(QUICK),
-    );
+    let cache = opener.spawn(retrying(2).memory_limit(4000).expected_len(10_000));
     assert_failed(&cache, 9000, ErrorKind::UnexpectedEof, "", "short source");
     assert_eq!(offsets(&log), vec![0, 9000, 9000]);
 }
@@ -1483,12 +1384,10 @@ fn a_source_longer_than_expected_completes_with_its_true_length() {
         );
         let log = opener.log();
         let cache = opener.spawn(
-            StreamCache::builder()
+            retrying(1)
                 .memory_limit(memory_limit)
                 .temp_dir(dir.path())
-                .expected_len(5000)
-                .retries(1)
-                .retry_backoff(QUICK),
+                .expected_len(5000),
         );
         assert_complete(&cache, 12_000, "longer, breaking past expected_len");
         assert_eq!(offsets(&log), vec![0, 8000]);
@@ -1513,12 +1412,7 @@ fn a_break_at_exactly_the_expected_len_resumes_at_the_end() {
         &[],
     );
     let log = opener.log();
-    let cache = opener.spawn(
-        StreamCache::builder()
-            .expected_len(LEN)
-            .retries(1)
-            .retry_backoff(QUICK),
-    );
+    let cache = opener.spawn(retrying(1).expected_len(LEN));
     assert_complete(&cache, LEN, "break at the end");
     assert_eq!(offsets(&log), vec![0, LEN]);
 }
@@ -1660,7 +1554,7 @@ fn readers_wait_through_a_break_and_see_no_error() {
     assert!(waiting.iter().all(|t| !t.is_finished()));
     go_tx.send(()).unwrap();
     for t in waiting {
-        let result = finishes("a waiting reader", move || t.join().unwrap());
+        let result = no_hang("a waiting reader", move || t.join().unwrap());
         assert!(result.unwrap() > AT);
     }
     let (at, result) = join_streamer(reader, "reader through the break");

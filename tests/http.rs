@@ -3,12 +3,13 @@
 //! counts requests: the body must be fetched exactly once, whatever the number of readers.
 #![cfg(not(miri))]
 
+mod common;
+
+use common::http::{cut_server, Server};
 use sha2::{Digest, Sha256};
-use std::io::{self, BufRead, Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::{self, BufRead, Read};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 use streamcache::{Reader, Status, StreamCache};
 
@@ -52,104 +53,6 @@ fn agent() -> ureq::Agent {
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
         .into()
-}
-
-/// The body as the server sends it: pieces of `PIECE` bytes with a short pause before each.
-struct Slow {
-    body: Arc<[u8]>,
-    at: usize,
-    next_pause: usize,
-}
-
-impl Slow {
-    const PIECE: usize = 256 << 10;
-    const PAUSE: Duration = Duration::from_millis(2);
-}
-
-impl Read for Slow {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.at == self.next_pause && self.at < self.body.len() {
-            thread::sleep(Self::PAUSE);
-            self.next_pause += Self::PIECE;
-        }
-        let end = self.body.len().min(self.next_pause);
-        let n = buf.len().min(end - self.at);
-        buf[..n].copy_from_slice(&self.body[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-}
-
-/// A tiny_http server on 127.0.0.1:0 that answers every request with `body`, slowly.
-struct Server {
-    url: String,
-    requests: Arc<AtomicUsize>,
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Server {
-    /// With `content_length`, the response has a Content-Length header; without, it is sent
-    /// with chunked transfer encoding and the client learns the length only at the end.
-    fn start(body: Arc<[u8]>, content_length: bool) -> Server {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1:0"));
-        let port = server.server_addr().to_ip().expect("an IP listener").port();
-        let requests = Arc::new(AtomicUsize::new(0));
-        let thread = {
-            let (server, requests) = (Arc::clone(&server), Arc::clone(&requests));
-            thread::spawn(move || {
-                // Ends when `unblock` is called on drop.
-                for request in server.incoming_requests() {
-                    requests.fetch_add(1, Ordering::SeqCst);
-                    let slow = Slow {
-                        body: Arc::clone(&body),
-                        at: 0,
-                        next_pause: 0,
-                    };
-                    let response = if content_length {
-                        tiny_http::Response::new(
-                            tiny_http::StatusCode(200),
-                            vec![],
-                            slow,
-                            Some(body.len()),
-                            None,
-                        )
-                        // tiny_http switches to chunked above 32 KiB unless told otherwise.
-                        .with_chunked_threshold(usize::MAX)
-                    } else {
-                        tiny_http::Response::new(
-                            tiny_http::StatusCode(200),
-                            vec![],
-                            slow,
-                            None,
-                            None,
-                        )
-                    };
-                    // A client that hangs up early is not the server's problem.
-                    let _ = request.respond(response);
-                }
-            })
-        };
-        Server {
-            url: format!("http://127.0.0.1:{port}/body.bin"),
-            requests,
-            server,
-            thread: Some(thread),
-        }
-    }
-
-    fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// Downloads `url` into a cache the way the `http_share` example does.
@@ -217,29 +120,7 @@ fn a_connection_cut_mid_body_fails_every_reader_and_keeps_what_arrived() {
     const CUT: usize = (1 << 20) + 12_345;
     let body = body(LEN);
     // A raw server: promises LEN bytes, sends CUT of them, then closes the connection.
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let url = format!("http://{}/cut.bin", listener.local_addr().expect("address"));
-    let server = {
-        let body = Arc::clone(&body);
-        thread::spawn(move || -> io::Result<()> {
-            let (mut socket, _) = listener.accept()?;
-            let mut request = [0u8; 4096];
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = socket.read(&mut request)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                got.extend_from_slice(&request[..n]);
-            }
-            write!(socket, "HTTP/1.1 200 OK\r\nContent-Length: {LEN}\r\n\r\n")?;
-            for piece in body[..CUT].chunks(256 << 10) {
-                socket.write_all(piece)?;
-                thread::sleep(Duration::from_millis(2));
-            }
-            Ok(()) // dropping the socket closes the connection
-        })
-    };
+    let (url, server) = cut_server(Arc::clone(&body), CUT, 256 << 10, Duration::from_millis(2));
 
     let cache = download(&url).expect("GET");
     let readers: Vec<_> = (0..4)

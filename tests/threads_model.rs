@@ -29,10 +29,15 @@
 mod common;
 
 use bytes::Bytes;
-use common::{chunks_of, pattern, spill_dir};
+use common::model::{
+    check_bytes, check_read, check_read_exact_at, check_seek, check_slice, check_status,
+    check_try_slice, check_wait, check_wait_complete, check_whole_stream, config, fill_buf_consume,
+    is_terminal, kind_of, read_len, reader_read, resolve, shape, Model, Range, Shape, StreamSetup,
+};
+use common::{spill_dir, OddReads};
 use proptest::prelude::*;
 use std::collections::VecDeque;
-use std::io::{self, BufRead, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{self, ErrorKind, Read, SeekFrom, Write};
 use std::ops::Bound;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,24 +65,10 @@ const SOURCE_ERRORS: [ErrorKind; 7] = [
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
-enum Shape {
-    /// A `Read` source whose reads return at most these sizes, cycled.
-    Reads(Vec<usize>),
-    /// A chunk source whose chunks have these lengths, cycled (0 = an empty chunk).
-    Chunks(Vec<usize>),
-}
-
-#[derive(Debug, Clone)]
 struct Setup {
-    /// Bytes the source has before it ends or fails.
-    len: usize,
-    memory_limit: usize,
-    shape: Shape,
-    chunk_size: Option<usize>,
-    max_len: Option<u64>,
+    /// The source and how the cache is built.
+    stream: StreamSetup,
     expected_len: Option<u64>,
-    /// The source fails after `len` bytes with this kind instead of ending.
-    error: Option<ErrorKind>,
     /// The source reports `Interrupted` once when it reaches each of these offsets.
     interrupts: Vec<u64>,
     /// The source yields before every read.
@@ -100,8 +91,6 @@ struct Plan {
     anchor: bool,
     ops: Vec<Op>,
 }
-
-type Range = (Bound<u64>, Bound<u64>);
 
 #[derive(Debug, Clone, Copy)]
 enum Timeout {
@@ -145,148 +134,6 @@ enum Op {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The model
-// ---------------------------------------------------------------------------------------------
-
-/// What the stream must turn out to be.
-struct Model {
-    /// The bytes the cache ends up holding.
-    data: Vec<u8>,
-    /// `None`: completes at `data.len()`; `Some(kind)`: fails there with `kind`.
-    failure: Option<ErrorKind>,
-}
-
-impl Model {
-    fn new(setup: &Setup) -> Self {
-        match setup.max_len {
-            Some(max) if setup.len as u64 > max => Model {
-                data: pattern(max as usize),
-                failure: Some(ErrorKind::StorageFull),
-            },
-            _ => Model {
-                data: pattern(setup.len),
-                failure: setup.error,
-            },
-        }
-    }
-
-    fn end(&self) -> u64 {
-        self.data.len() as u64
-    }
-
-    fn bytes(&self, start: u64, end: u64) -> &[u8] {
-        &self.data[start as usize..end as usize]
-    }
-
-    /// The error for needing bytes past the end: the failure's kind, else `UnexpectedEof`.
-    fn past_end(&self) -> ErrorKind {
-        self.failure.unwrap_or(ErrorKind::UnexpectedEof)
-    }
-}
-
-/// `range` as `start..end` (`None` = open), or `None` if it is inverted or overflows.
-fn resolve(range: Range) -> Option<(u64, Option<u64>)> {
-    let start = match range.0 {
-        Bound::Included(s) => s,
-        Bound::Excluded(s) => s.checked_add(1)?,
-        Bound::Unbounded => 0,
-    };
-    let end = match range.1 {
-        Bound::Included(e) => Some(e.checked_add(1)?),
-        Bound::Excluded(e) => Some(e),
-        Bound::Unbounded => None,
-    };
-    match end {
-        Some(end) if start > end => None,
-        _ => Some((start, end)),
-    }
-}
-
-/// What `slice` and `bytes` must return for `range`.
-fn expected_slice(m: &Model, range: Range) -> Result<&[u8], ErrorKind> {
-    let Some((start, end)) = resolve(range) else {
-        return Err(ErrorKind::InvalidInput);
-    };
-    match end {
-        Some(end) if end <= m.end() => Ok(m.bytes(start, end)),
-        Some(_) => Err(m.past_end()),
-        None => match m.failure {
-            Some(kind) => Err(kind),
-            None if start <= m.end() => Ok(m.bytes(start, m.end())),
-            None => Err(ErrorKind::UnexpectedEof),
-        },
-    }
-}
-
-/// What `try_slice` returns once the stream has ended (before, it may also be `None`).
-fn expected_try_slice(m: &Model, range: Range) -> Option<&[u8]> {
-    match resolve(range)? {
-        (start, Some(end)) if end <= m.end() => Some(m.bytes(start, end)),
-        (_, Some(_)) => None,
-        (start, None) if m.failure.is_none() && start <= m.end() => Some(m.bytes(start, m.end())),
-        (_, None) => None,
-    }
-}
-
-/// Checks a read of up to `len` bytes at `offset` that returned `result` into `buf`: a partial
-/// read only while filling, never a wrong byte, `Ok(0)` only at the end or for `len` 0.
-/// Returns how many bytes were read.
-fn check_read(
-    m: &Model,
-    what: &str,
-    terminal: bool,
-    offset: u64,
-    len: usize,
-    result: io::Result<usize>,
-    buf: &[u8],
-) -> usize {
-    if offset.checked_add(len as u64).is_none() {
-        assert_eq!(kind_of(result), ErrorKind::InvalidInput, "{what}");
-        return 0;
-    }
-    if len == 0 {
-        assert_eq!(
-            result.unwrap_or_else(|e| panic!("{what}: {e}")),
-            0,
-            "{what}"
-        );
-        return 0;
-    }
-    if offset < m.end() {
-        let n = result.unwrap_or_else(|e| panic!("{what}: {e}"));
-        let max = (m.end() - offset).min(len as u64) as usize;
-        if terminal {
-            assert_eq!(n, max, "{what}: a short read after the end was decided");
-        } else {
-            assert!((1..=max).contains(&n), "{what}: {n} bytes, at most {max}");
-        }
-        assert!(
-            buf[..n] == *m.bytes(offset, offset + n as u64),
-            "{what}: wrong bytes"
-        );
-        n
-    } else {
-        match m.failure {
-            Some(kind) => assert_eq!(kind_of(result), kind, "{what}"),
-            None => assert_eq!(
-                result.unwrap_or_else(|e| panic!("{what}: {e}")),
-                0,
-                "{what}"
-            ),
-        }
-        0
-    }
-}
-
-fn kind_of<T: std::fmt::Debug>(result: io::Result<T>) -> ErrorKind {
-    result.expect_err("expected an error").kind()
-}
-
-fn is_terminal(cache: &StreamCache) -> bool {
-    !matches!(cache.status(), Status::Filling { .. })
-}
-
-// ---------------------------------------------------------------------------------------------
 // The sources
 // ---------------------------------------------------------------------------------------------
 
@@ -321,7 +168,7 @@ impl Pace {
     fn new(setup: &Setup, gate: Arc<Gate>) -> Self {
         let mut pauses = setup.pauses.clone();
         if let Some((steps, micros)) = setup.trickle {
-            let len = setup.len as u64;
+            let len = setup.stream.len as u64;
             pauses.extend((1..steps).map(|k| (len * k / steps, micros)));
         }
         pauses.sort_unstable();
@@ -358,14 +205,10 @@ impl Pace {
     }
 }
 
-/// A `Read` source over `data` with reads of at most `sizes[k % sizes.len()]` bytes.
+/// An [`OddReads`] source, paced by offset, that checks what the filler asks of it.
 struct Source {
-    data: Vec<u8>,
-    pos: usize,
-    sizes: Vec<usize>,
-    call: usize,
+    reads: OddReads,
     chunk_size: Option<usize>,
-    error: Option<ErrorKind>,
     pace: Pace,
 }
 
@@ -376,20 +219,8 @@ impl Read for Source {
         if let Some(max) = self.chunk_size {
             assert!(buf.len() <= max, "asked for {} > chunk_size", buf.len());
         }
-        self.pace.before(self.pos as u64)?;
-        let rest = &self.data[self.pos..];
-        if rest.is_empty() {
-            return match self.error {
-                Some(kind) => Err(io::Error::new(kind, "model source error")),
-                None => Ok(0),
-            };
-        }
-        let size = self.sizes[self.call % self.sizes.len()];
-        self.call += 1;
-        let n = size.min(rest.len()).min(buf.len());
-        buf[..n].copy_from_slice(&rest[..n]);
-        self.pos += n;
-        Ok(n)
+        self.pace.before(self.reads.position())?;
+        self.reads.read(buf)
     }
 }
 
@@ -417,48 +248,27 @@ impl Iterator for Chunks {
 
 /// Starts the cache that `setup` describes; its source waits for `gate`.
 fn spawn(setup: &Setup, dir: &std::path::Path, gate: Arc<Gate>) -> StreamCache {
-    let data = pattern(setup.len);
-    let mut builder = StreamCache::builder()
-        .memory_limit(setup.memory_limit)
-        .temp_dir(dir)
-        .thread_name("threads-model-filler");
-    if let Some(n) = setup.chunk_size {
-        builder = builder.chunk_size(n);
-    }
-    if let Some(max) = setup.max_len {
-        builder = builder.max_len(max);
-    }
+    let stream = &setup.stream;
+    let mut builder = stream.builder(dir).thread_name("threads-model-filler");
     if let Some(len) = setup.expected_len {
         builder = builder.expected_len(len);
     }
     let pace = Pace::new(setup, gate);
-    match &setup.shape {
+    match &stream.shape {
         Shape::Reads(sizes) => builder
             .spawn(Source {
-                data,
-                pos: 0,
-                sizes: sizes.clone(),
-                call: 0,
-                chunk_size: setup.chunk_size,
-                error: setup.error,
+                reads: stream.reads(sizes),
+                chunk_size: stream.chunk_size,
                 pace,
             })
             .unwrap(),
-        Shape::Chunks(sizes) => {
-            let mut items = chunks_of(&data, sizes);
-            if let Some(kind) = setup.error {
-                items.push(Err(io::Error::new(kind, "model source error")));
-            }
-            // An empty chunk at the end too: skipped, not the end.
-            items.push(Ok(Vec::new()));
-            builder
-                .spawn_chunks(Chunks {
-                    items: items.into_iter(),
-                    pos: 0,
-                    pace,
-                })
-                .unwrap()
-        }
+        Shape::Chunks(sizes) => builder
+            .spawn_chunks(Chunks {
+                items: stream.chunk_items(sizes).into_iter(),
+                pos: 0,
+                pace,
+            })
+            .unwrap(),
     }
 }
 
@@ -533,55 +343,21 @@ fn run_thread(ctx: &Ctx, cache: StreamCache, plan: &Plan) -> Vec<(u64, Bytes)> {
             Op::ReadExactAt(offset, len) => {
                 let mut buf = vec![0u8; len];
                 let result = h.read_exact_at(offset, &mut buf);
-                match offset.checked_add(len as u64) {
-                    None => assert_eq!(kind_of(result), ErrorKind::InvalidInput, "{what}"),
-                    Some(end) if end <= m.end() => {
-                        result.unwrap_or_else(|e| panic!("{what}: {e}"));
-                        assert!(buf == m.bytes(offset, end), "{what}: wrong bytes");
-                    }
-                    Some(_) => assert_eq!(kind_of(result), m.past_end(), "{what}"),
-                }
+                check_read_exact_at(m, &what, offset, len, result, &buf);
             }
-            Op::Slice(range, keep) => {
-                let expected = expected_slice(m, range);
-                match (keep, anchor.as_ref()) {
-                    (true, Some(anchor)) => {
-                        let got = anchor.slice(range).map_err(|e| e.kind());
-                        assert!(got == expected, "{what}: {:?}", got.map(<[u8]>::len));
-                        if let Ok(slice) = got {
-                            kept_slices.push((resolve(range).unwrap().0, slice));
-                        }
-                    }
-                    _ => {
-                        let got = h.slice(range).map_err(|e| e.kind());
-                        assert!(got == expected, "{what}: {:?}", got.map(<[u8]>::len));
+            Op::Slice(range, keep) => match (keep, anchor.as_ref()) {
+                (true, Some(anchor)) => {
+                    if let Some(slice) = check_slice(m, &what, range, anchor.slice(range)) {
+                        kept_slices.push((resolve(range).unwrap().0, slice));
                     }
                 }
-            }
-            Op::TrySlice(range) => {
-                let got = h.try_slice(range);
-                let expected = expected_try_slice(m, range);
-                // Never waits, so it may be `None` while filling; but never wrong.
-                if terminal || got.is_some() {
-                    assert!(
-                        got == expected,
-                        "{what}: got {:?}, expected {:?}",
-                        got.map(<[u8]>::len),
-                        expected.map(<[u8]>::len)
-                    );
+                _ => {
+                    check_slice(m, &what, range, h.slice(range));
                 }
-            }
+            },
+            Op::TrySlice(range) => check_try_slice(m, &what, terminal, range, h.try_slice(range)),
             Op::Bytes(range, keep) => {
-                let got = h.bytes(range).map_err(|e| e.kind());
-                let view = got.as_ref().map(|b| &b[..]).map_err(|&k| k);
-                let expected = expected_slice(m, range);
-                assert!(view == expected, "{what}: {:?}", view.map(<[u8]>::len));
-                if let Ok(bytes) = got {
-                    // Zero-copy: once the stream has ended, the same memory as `slice`.
-                    if terminal && !bytes.is_empty() {
-                        let slice = h.slice(range).unwrap();
-                        assert_eq!(bytes.as_ptr(), slice.as_ptr(), "{what}: a copy");
-                    }
+                if let Some(bytes) = check_bytes(m, &what, terminal, &h, range) {
                     if keep {
                         kept_bytes.push((resolve(range).unwrap().0, bytes));
                     }
@@ -614,38 +390,10 @@ fn run_thread(ctx: &Ctx, cache: StreamCache, plan: &Plan) -> Vec<(u64, Bytes)> {
                     Err(e) => check_wait(m, &what, terminal, offset, Err(e)),
                 }
             }
-            Op::WaitComplete => {
-                let got = h.wait_complete().map_err(|e| e.kind());
-                assert_eq!(got, m.failure.map_or(Ok(m.end()), Err), "{what}");
-                let status = h.status();
-                match m.failure {
-                    Some(error) => {
-                        let available = m.end();
-                        assert_eq!(status, Status::Failed { available, error }, "{what}");
-                        assert_eq!(h.len(), None, "{what}");
-                        assert!(!h.is_complete(), "{what}");
-                    }
-                    None => {
-                        assert_eq!(status, Status::Complete { len: m.end() }, "{what}");
-                        assert_eq!(h.len(), Some(m.end()), "{what}");
-                        assert!(h.is_complete(), "{what}");
-                    }
-                }
-                assert_eq!(h.available(), m.end(), "{what}");
-            }
+            Op::WaitComplete => check_wait_complete(m, &what, &h),
             Op::Status => {
                 let status = h.status();
-                match status {
-                    Status::Filling { available } => assert!(available <= m.end(), "{what}"),
-                    Status::Complete { len } => {
-                        assert_eq!(m.failure, None, "{what}");
-                        assert_eq!(len, m.end(), "{what}");
-                    }
-                    Status::Failed { available, error } => {
-                        assert_eq!(Some(error), m.failure, "{what}");
-                        assert_eq!(available, m.end(), "{what}");
-                    }
-                }
+                check_status(m, &what, status);
                 // Read after the status: it can only have moved on.
                 match h.len() {
                     Some(len) => {
@@ -663,21 +411,7 @@ fn run_thread(ctx: &Ctx, cache: StreamCache, plan: &Plan) -> Vec<(u64, Bytes)> {
             Op::Seek(_, to, then_read) => {
                 let Some(r) = r else { continue };
                 let (reader, pos) = &mut readers[r];
-                let expected = match to {
-                    SeekFrom::Start(o) => Ok(o),
-                    SeekFrom::Current(d) => {
-                        pos.checked_add_signed(d).ok_or(ErrorKind::InvalidInput)
-                    }
-                    SeekFrom::End(d) => match m.failure {
-                        Some(kind) => Err(kind),
-                        None => m.end().checked_add_signed(d).ok_or(ErrorKind::InvalidInput),
-                    },
-                };
-                let got = reader.seek(to).map_err(|e| e.kind());
-                assert_eq!(got, expected, "{what}");
-                if let Ok(new) = expected {
-                    *pos = new;
-                }
+                check_seek(m, &what, reader, pos, to);
                 if let Some(len) = then_read {
                     // A seek from the end decided the end: the read is exact.
                     let terminal = terminal || is_terminal(reader.cache());
@@ -738,31 +472,7 @@ fn run_thread(ctx: &Ctx, cache: StreamCache, plan: &Plan) -> Vec<(u64, Bytes)> {
             Op::FillBuf(_, per_mille) => {
                 let Some(r) = r else { continue };
                 let (reader, pos) = &mut readers[r];
-                let got = reader.fill_buf().map(|buf| (buf.as_ptr(), buf.to_vec()));
-                if *pos == u64::MAX {
-                    // No byte can be at u64::MAX: nothing to wait for.
-                    assert_eq!(got.unwrap().1, b"", "{what}");
-                } else if *pos < m.end() {
-                    let (ptr, buf) = got.unwrap_or_else(|e| panic!("{what}: {e}"));
-                    assert!(!buf.is_empty(), "{what}: empty before the end");
-                    let full = m.bytes(*pos, m.end());
-                    if terminal {
-                        assert!(buf == full, "{what}: {} bytes, wrong", buf.len());
-                        // Zero-copy: the same memory as `slice`.
-                        let slice = h.slice(*pos..m.end()).unwrap();
-                        assert_eq!(ptr, slice.as_ptr(), "{what}: a copy");
-                    } else {
-                        assert!(full.starts_with(&buf), "{what}: {} bytes, wrong", buf.len());
-                    }
-                    let amt = buf.len() * usize::from(per_mille) / 1000;
-                    reader.consume(amt);
-                    *pos += amt as u64;
-                } else {
-                    match m.failure {
-                        Some(kind) => assert_eq!(kind_of(got), kind, "{what}"),
-                        None => assert_eq!(got.unwrap().1, b"", "{what}"),
-                    }
-                }
+                fill_buf_consume(m, &what, terminal, &h, reader, pos, per_mille);
             }
             Op::NewReader(offset) => {
                 let reader = h.reader_at(offset);
@@ -820,46 +530,6 @@ fn run_thread(ctx: &Ctx, cache: StreamCache, plan: &Plan) -> Vec<(u64, Bytes)> {
     kept_bytes
 }
 
-/// Checks what `wait_for(offset)` returned.
-fn check_wait(m: &Model, what: &str, terminal: bool, offset: u64, got: io::Result<u64>) {
-    if offset <= m.end() {
-        let available = got.unwrap_or_else(|e| panic!("{what}: {e}"));
-        if terminal {
-            assert_eq!(available, m.end(), "{what}");
-        } else {
-            assert!(
-                (offset..=m.end()).contains(&available),
-                "{what}: {available}"
-            );
-        }
-    } else {
-        match m.failure {
-            Some(kind) => assert_eq!(kind_of(got), kind, "{what}"),
-            None => assert_eq!(
-                got.unwrap_or_else(|e| panic!("{what}: {e}")),
-                m.end(),
-                "{what}"
-            ),
-        }
-    }
-}
-
-/// `Read::read` of `len` bytes through `reader`, whose cursor the model has at `pos`.
-fn reader_read(
-    m: &Model,
-    what: &str,
-    terminal: bool,
-    reader: &mut Reader,
-    pos: &mut u64,
-    len: usize,
-) {
-    let mut buf = vec![0u8; len];
-    let result = reader.read(&mut buf);
-    // A cursor near u64::MAX reads at most up to u64::MAX.
-    let len = len.min(usize::try_from(u64::MAX - *pos).unwrap_or(usize::MAX));
-    *pos += check_read(m, what, terminal, *pos, len, result, &buf) as u64;
-}
-
 // ---------------------------------------------------------------------------------------------
 // One case: the threads, the watchdog, the last checks
 // ---------------------------------------------------------------------------------------------
@@ -878,7 +548,7 @@ type ThreadResult = Result<Vec<(u64, Bytes)>, String>;
 
 fn run(setup: &Setup, plans: &[Plan]) {
     let dir = spill_dir();
-    let m = Arc::new(Model::new(setup));
+    let m = Arc::new(setup.stream.model());
     let gate = Arc::new(Gate::default());
     let cache = spawn(setup, dir.path(), Arc::clone(&gate));
     let n = plans.len();
@@ -934,14 +604,7 @@ fn run(setup: &Setup, plans: &[Plan]) {
 
     // Whatever the threads did, the whole stream is right in the end.
     if let Some(cache) = &main_cache {
-        assert!(
-            cache.slice(..m.end()).unwrap() == &m.data[..],
-            "the whole stream"
-        );
-        assert_eq!(
-            cache.wait_complete().map_err(|e| e.kind()),
-            m.failure.map_or(Ok(m.end()), Err)
-        );
+        check_whole_stream(&m, cache);
     }
 
     // Every handle gone: the `Bytes` alone keep the storage alive.
@@ -1000,16 +663,6 @@ fn setup() -> impl Strategy<Value = Setup> {
             // getting the largest arena that can be mapped.
             Just(isize::MAX as usize),
         ];
-        let size = || prop_oneof![1..10usize, 1..5_000usize, 1..100_000usize];
-        let shape = prop_oneof![
-            prop::collection::vec(size(), 1..6).prop_map(Shape::Reads),
-            prop::collection::vec(prop_oneof![Just(0usize), size()], 1..6).prop_map(|mut sizes| {
-                if sizes.iter().all(|&s| s == 0) {
-                    sizes.push(1);
-                }
-                Shape::Chunks(sizes)
-            }),
-        ];
         let chunk_size = prop::option::of(prop_oneof![1..16usize, 1..100_000usize]);
         let l = len as u64;
         let max_len = prop::option::weighted(
@@ -1028,7 +681,7 @@ fn setup() -> impl Strategy<Value = Setup> {
         (
             Just(len),
             memory_limit,
-            shape,
+            shape(),
             chunk_size,
             max_len,
             expected_len,
@@ -1050,13 +703,15 @@ fn setup() -> impl Strategy<Value = Setup> {
                     (yield_each_read, pauses, trickle),
                     main_holds,
                 )| Setup {
-                    len,
-                    memory_limit,
-                    shape,
-                    chunk_size,
-                    max_len,
+                    stream: StreamSetup {
+                        len,
+                        memory_limit,
+                        shape,
+                        chunk_size,
+                        max_len,
+                        error,
+                    },
                     expected_len,
-                    error,
                     interrupts,
                     yield_each_read,
                     pauses,
@@ -1067,73 +722,6 @@ fn setup() -> impl Strategy<Value = Setup> {
     })
 }
 
-/// Offsets that matter for `setup`: anywhere in or just past the stream, around the memory
-/// limit and the end, and near `u64::MAX`.
-fn offset(setup: &Setup) -> impl Strategy<Value = u64> {
-    let len = setup.len as u64;
-    let end = model_end(setup);
-    let limit = u64::try_from(setup.memory_limit).unwrap_or(u64::MAX);
-    prop_oneof![
-        6 => 0..=len + 10,
-        2 => limit.saturating_sub(3)..=limit.saturating_add(3),
-        2 => end.saturating_sub(3)..=end + 3,
-        1 => u64::MAX - 20..=u64::MAX,
-    ]
-}
-
-fn read_len() -> impl Strategy<Value = usize> {
-    prop_oneof![4 => 0..20usize, 3 => 0..5_000usize, 1 => 0..120_000usize]
-}
-
-fn bound(setup: &Setup) -> impl Strategy<Value = Bound<u64>> {
-    prop_oneof![
-        3 => offset(setup).prop_map(Bound::Included),
-        3 => offset(setup).prop_map(Bound::Excluded),
-        1 => Just(Bound::Unbounded),
-    ]
-}
-
-fn range(setup: &Setup) -> impl Strategy<Value = Range> {
-    // Mostly well-formed (start before end), sometimes any pair (possibly inverted).
-    let any = (bound(setup), bound(setup));
-    let ordered = (
-        offset(setup),
-        prop_oneof![0..5_000u64, 0..300_000u64],
-        prop::bool::weighted(0.8),
-        0..3u8,
-    )
-        .prop_map(|(s, width, has_start, end_kind)| {
-            let e = s.saturating_add(width);
-            let start = if has_start {
-                Bound::Included(s)
-            } else {
-                Bound::Unbounded
-            };
-            let end = match end_kind {
-                0 => Bound::Excluded(e),
-                1 => Bound::Included(e),
-                _ => Bound::Unbounded,
-            };
-            (start, end)
-        });
-    prop_oneof![3 => ordered, 1 => any]
-}
-
-fn seek(setup: &Setup) -> impl Strategy<Value = SeekFrom> {
-    let len = setup.len as i64;
-    prop_oneof![
-        3 => offset(setup).prop_map(SeekFrom::Start),
-        3 => (-len - 5..=len + 5).prop_map(SeekFrom::Current),
-        3 => (-len - 5..=5i64).prop_map(SeekFrom::End),
-        1 => prop::sample::select(vec![
-            SeekFrom::Current(i64::MIN),
-            SeekFrom::Current(i64::MAX),
-            SeekFrom::End(i64::MIN),
-            SeekFrom::End(i64::MAX),
-        ]),
-    ]
-}
-
 fn timeout() -> impl Strategy<Value = Timeout> {
     prop_oneof![
         Just(Timeout::Zero),
@@ -1142,20 +730,14 @@ fn timeout() -> impl Strategy<Value = Timeout> {
     ]
 }
 
-/// The end of the stream `setup` makes (the cap cuts it short).
-fn model_end(setup: &Setup) -> u64 {
-    let len = setup.len as u64;
-    setup.max_len.map_or(len, |max| max.min(len))
-}
-
 /// An offset inside the stream (0 for an empty one): waiting for it never waits for the end.
 fn inner_offset(setup: &Setup) -> impl Strategy<Value = u64> {
-    0..model_end(setup).max(1)
+    0..setup.stream.end().max(1)
 }
 
 /// A well-formed range inside the stream.
 fn inner_range(setup: &Setup) -> impl Strategy<Value = Range> {
-    let end = model_end(setup);
+    let end = setup.stream.end();
     (inner_offset(setup), prop_oneof![0..5_000u64, 0..300_000u64]).prop_map(move |(s, width)| {
         let s = s.min(end);
         (
@@ -1167,7 +749,7 @@ fn inner_range(setup: &Setup) -> impl Strategy<Value = Range> {
 
 /// `read_exact_at` inside the stream.
 fn inner_exact(setup: &Setup) -> impl Strategy<Value = (u64, usize)> {
-    let end = model_end(setup);
+    let end = setup.stream.end();
     inner_offset(setup).prop_flat_map(move |o| {
         let room = usize::try_from(end.saturating_sub(o)).unwrap_or(usize::MAX);
         (Just(o), 0..=room.min(120_000))
@@ -1188,25 +770,29 @@ fn op(setup: &Setup, eager: bool) -> impl Strategy<Value = Op> {
         if eager {
             inner_offset(setup).boxed()
         } else {
-            offset(setup).boxed()
+            setup.stream.offsets().offset().boxed()
         }
     };
     let ranges = || -> BoxedStrategy<Range> {
         if eager {
             inner_range(setup).boxed()
         } else {
-            range(setup).boxed()
+            setup
+                .stream
+                .offsets()
+                .range(prop_oneof![0..5_000u64, 0..300_000u64])
+                .boxed()
         }
     };
     let exact = if eager {
         inner_exact(setup).boxed()
     } else {
-        (offset(setup), read_len()).boxed()
+        (setup.stream.offsets().offset(), read_len()).boxed()
     };
     let seeks = if eager {
         inner_seek(setup).boxed()
     } else {
-        seek(setup).boxed()
+        setup.stream.offsets().seek().boxed()
     };
     let reader = 0..8usize;
     let keep = || prop::bool::weighted(0.4);
@@ -1297,18 +883,9 @@ fn case() -> impl Strategy<Value = (Setup, Vec<Plan>)> {
     })
 }
 
-/// 32 cases unless `PROPTEST_CASES` says otherwise; no regression files written into the tree.
-fn config() -> ProptestConfig {
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = 32;
-    }
-    config.failure_persistence = None;
-    config
-}
-
 proptest! {
-    #![proptest_config(config())]
+    // 32 cases unless `PROPTEST_CASES` says otherwise.
+    #![proptest_config(config(32))]
 
     /// Several threads, each with its own operations, agree with the model at every step.
     // Miri cannot map files, and the streams spill.

@@ -1,19 +1,33 @@
 //! Helpers shared by the integration tests: deterministic data, sources with awkward read
-//! shapes, a source driven by a channel, and a hang guard.
+//! shapes, a source driven by a channel, and hang guards. By topic, in submodules: the
+//! pattern by offset range ([`offsets`]), the model tests' oracle ([`model`]), async wakers and
+//! caches ([`wake`]) and a slow local HTTP server ([`http`]).
 //!
 //! Each test crate uses only some of these.
 #![allow(dead_code)]
 
+pub mod http;
+pub mod model;
+pub mod offsets;
+pub mod wake;
+
 use std::io::{self, Read};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use streamcache::{Builder, StreamCache};
 
 /// How long any wait in a test may take before the test is declared hung. Generous: the
 /// machine is shared; a correct implementation is done in milliseconds. Longer under miri, which
 /// runs the tests hundreds of times slower against the real clock.
 pub const HANG_GUARD: Duration = Duration::from_secs(if cfg!(miri) { 300 } else { 30 });
+
+/// The hang guard of the suites whose guarded work is heavier (whole streams of megabytes on
+/// several threads or tasks, tmpfs mounts, local servers): twice [`HANG_GUARD`]. Only a guard
+/// against hangs: every wait under it should end long before it.
+pub const LONG_HANG_GUARD: Duration = Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
 
 /// The byte at offset `i` of every generated stream: a mix of the offset's bits, so that a byte
 /// read from the wrong offset (or a run copied to the wrong place) does not match.
@@ -33,6 +47,12 @@ pub fn pattern(len: usize) -> Vec<u8> {
 /// Cuts `data` into chunks whose lengths cycle through `sizes` (a size of 0 gives an empty
 /// chunk), as `spawn_chunks` items.
 pub fn chunks_of(data: &[u8], sizes: &[usize]) -> Vec<io::Result<Vec<u8>>> {
+    cut(data, sizes).into_iter().map(Ok).collect()
+}
+
+/// Cuts `data` into chunks whose lengths cycle through `sizes` (a size of 0 gives an empty
+/// chunk).
+pub fn cut(data: &[u8], sizes: &[usize]) -> Vec<Vec<u8>> {
     assert!(sizes.iter().any(|&s| s > 0), "sizes must make progress");
     let mut out = Vec::new();
     let mut pos = 0;
@@ -41,7 +61,7 @@ pub fn chunks_of(data: &[u8], sizes: &[usize]) -> Vec<io::Result<Vec<u8>>> {
             break;
         }
         let end = (pos + size).min(data.len());
-        out.push(Ok(data[pos..end].to_vec()));
+        out.push(data[pos..end].to_vec());
         pos = end;
     }
     out
@@ -97,6 +117,11 @@ impl OddReads {
     pub fn log(&self) -> Arc<Mutex<ReadLog>> {
         Arc::clone(&self.log)
     }
+
+    /// How many bytes the source has delivered.
+    pub fn position(&self) -> u64 {
+        self.pos as u64
+    }
 }
 
 impl Read for OddReads {
@@ -134,16 +159,81 @@ pub fn channel() -> (mpsc::Sender<Chunk>, mpsc::Receiver<Chunk>) {
 
 /// Runs `f` on its own thread and returns its result, failing the test if it does not finish
 /// within [`HANG_GUARD`] (the thread is then leaked: the test has failed anyway).
+#[track_caller]
 pub fn finishes<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    finishes_within(HANG_GUARD, "the test", f)
+}
+
+/// [`finishes`] under the [`LONG_HANG_GUARD`], naming `what` if it hangs or panics.
+#[track_caller]
+pub fn no_hang<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    finishes_within(LONG_HANG_GUARD, what, f)
+}
+
+/// Runs `f` on its own thread and returns its result, failing the test, naming `what`, if it
+/// does not finish within `guard` or panics (a hung thread is leaked: the test has failed
+/// anyway).
+#[track_caller]
+pub fn finishes_within<T: Send + 'static>(
+    guard: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let _ = tx.send(f());
     });
-    match rx.recv_timeout(HANG_GUARD) {
+    match rx.recv_timeout(guard) {
         Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("did not finish within {HANG_GUARD:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the thread panicked"),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: did not finish within {guard:?}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the thread panicked"),
     }
+}
+
+/// Polls `cond` every millisecond until it holds or `limit` passes; whether it held.
+pub fn eventually_within(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Waits until `cond` holds, failing the test (`never: {what}`) if it does not within the
+/// [`LONG_HANG_GUARD`]: for effects that another thread completes a moment after the one the
+/// test synchronised on (a filler drops the wakers it woke just after publishing).
+#[track_caller]
+pub fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    assert!(eventually_within(LONG_HANG_GUARD, cond), "never: {what}");
+}
+
+/// `wait_for(offset)` bounded by the [`LONG_HANG_GUARD`]: a timeout fails the test.
+#[track_caller]
+pub fn wait_for(cache: &StreamCache, offset: u64) -> io::Result<u64> {
+    match cache.wait_for_timeout(offset, LONG_HANG_GUARD) {
+        Ok(Some(available)) => Ok(available),
+        Ok(None) => panic!("wait_for_timeout({offset}) timed out: the cache hangs"),
+        Err(e) => Err(e),
+    }
+}
+
+/// Waits for the end of the stream (complete or failed), failing the test on a hang.
+#[track_caller]
+pub fn outcome(cache: &StreamCache) -> io::Result<u64> {
+    wait_for(cache, u64::MAX)
+}
+
+/// A builder for a cache that keeps up to `memory_limit` bytes in memory and spills the rest
+/// into `dir`.
+pub fn spilling(memory_limit: usize, dir: impl Into<PathBuf>) -> Builder {
+    StreamCache::builder()
+        .memory_limit(memory_limit)
+        .temp_dir(dir)
 }
 
 /// A fresh directory for spill files, removed when the guard drops.
