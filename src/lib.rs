@@ -87,7 +87,12 @@
 //! A client that hands out its body in chunks (an iterator of `io::Result<impl AsRef<[u8]>>`)
 //! goes in through [`Builder::spawn_chunks`] instead. If the connection breaks, every reader that
 //! needs a byte past the break gets the client's error; what arrived before stays readable.
-//! Example: `cargo run --release --example http_share -- URL [THREADS]`. Test: `tests/http.rs`.
+//! To pick a broken download up where it broke instead, open it through
+//! [`Builder::spawn_resumable`], which calls your `open(offset)` again after a transient error
+//! (for HTTP: a `Range: bytes=offset-` request; check for `206` and the `Content-Range`, since
+//! a server that ignores `Range` answers `200` from byte 0).
+//! Example: `cargo run --release --example http_share -- [--resume] URL [THREADS]`. Tests:
+//! `tests/http.rs`, `tests/http_resume.rs`.
 //!
 //! ## Parse an archive while it is still arriving
 //!
