@@ -251,19 +251,11 @@
 //!
 //! # Limits
 //!
-//! * **Linux first.** Linux (x86-64) is where every test runs: the spill file on ext4, and a
-//!   full disk on a small tmpfs. Other Unix systems whose libc has `posix_fallocate` (FreeBSD,
-//!   illumos) are expected to work, untested.
-//! * **macOS** has no `posix_fallocate`: space is reserved with `F_PREALLOCATE`, then the file is
-//!   extended over it, so the mapping ahead of the writer never faults. Compiled, not run, here.
-//! * **Windows**: a view may not reach past the end of the file, so the file is extended with
-//!   `set_len` (which allocates, and fails on a full disk) and each growth step maps a new view
-//!   of the whole file; earlier views stay mapped while the cache lives. Compiled, not run, here.
-//! * The platform code lives in one place, `src/os/`.
-//! * The address space reserved for the spill mapping is 64 GiB on 64-bit targets and grows past
-//!   it by adding mappings (each new one covers the whole stream); on 32-bit targets a stream must
-//!   fit in the address space.
 //! * The source is read on its own thread, one per cache: many small caches cost one thread each.
+//! * A stream lives in one contiguous mapping per growth step: on 64-bit targets the spill file
+//!   is mapped 64 GiB ahead and grows past that by adding mappings; on 32-bit targets a stream
+//!   must fit the address space (see Platforms).
+//! * What each platform does, and what is tested where, is under Platforms below.
 //!
 //! # Platforms
 //!
@@ -302,13 +294,17 @@
 //! Page faults, not copies, are what limits a stream's speed: writing into fresh anonymous memory
 //! or a freshly reserved file page costs far more than the copy itself. The filler reads straight
 //! into the storage (one copy, from the source's buffer), the arena asks for huge pages, and the
-//! spill file is reserved far ahead of the writer; readers read the stored bytes in place. The
-//! `throughput` bench (`cargo bench --bench throughput`) measures one stream read by several
-//! readers, in memory and spilled, next to its peers; its report is in the repository's
-//! `benches/` folder. `cargo run --release --example fanout` prints the same figures for your
-//! machine: the stream's MB/s and each reader's.
+//! spill file is reserved far ahead of the writer; readers read the stored bytes in place.
+//! `cargo run --release --example bench_report` measures streamcache next to its peers (a
+//! hand-written `Mutex<Vec<u8>>`, streamcatcher, stream-download, `SpooledTempFile`) and next
+//! to the machine's own limits, in one run, and prints the ratios; the criterion benches in
+//! `benches/` measure the same workloads one by one. `cargo run --release --example fanout`
+//! prints the stream's MB/s and each reader's for your machine.
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+// Cargo.toml allows this lint for the tests, which only the latest stable builds; the library
+// itself must build with `rust-version`.
+#![warn(clippy::incompatible_msrv)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 #[cfg(any(feature = "tokio", feature = "futures-io"))]
