@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::http::read_range_request;
 use common::offsets::{assert_pattern, fill_pattern, pattern, temp_dir, KIB, MIB};
 use common::{no_hang, outcome, LONG_HANG_GUARD as HANG_GUARD};
 use std::collections::BTreeSet;
@@ -465,27 +466,7 @@ fn serve(
 ) -> io::Result<()> {
     conn.set_read_timeout(Some(HANG_GUARD))?;
     conn.set_write_timeout(Some(HANG_GUARD))?;
-    let mut head = BufReader::new(conn.try_clone()?);
-    let mut range = None;
-    loop {
-        let mut line = String::new();
-        head.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("range") {
-                let start = value
-                    .trim()
-                    .strip_prefix("bytes=")
-                    .and_then(|v| v.strip_suffix('-'))
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| io::Error::other(format!("bad range {value:?}")))?;
-                range = Some(start);
-            }
-        }
-    }
+    let range = read_range_request(&mut BufReader::new(conn.try_clone()?))?;
     log.lock().unwrap().push(range);
     let start = range.unwrap_or(0).min(len);
     let mut out = conn;

@@ -9,9 +9,10 @@ mod resume;
 
 mod common;
 
+use common::http::read_range_request;
 use common::{finishes, pattern, HANG_GUARD};
 use resume::RangeGet;
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{self, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -79,27 +80,8 @@ fn serve(
 ) -> io::Result<()> {
     conn.set_read_timeout(Some(HANG_GUARD))?;
     let mut head = BufReader::new(conn.try_clone()?);
-    let mut range = None;
-    loop {
-        let mut line = String::new();
-        head.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':').unwrap_or((line, ""));
-        if name.eq_ignore_ascii_case("range") {
-            let start = value
-                .trim()
-                .strip_prefix("bytes=")
-                .and_then(|v| v.strip_suffix('-'));
-            range = Some(
-                start
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .expect("bytes=N-"),
-            );
-        }
-    }
+    let range = read_range_request(&mut head)?
+        .map(|n| usize::try_from(n).expect("a range within the body"));
     log.lock().unwrap().push(range);
     let len = body.len();
     let (status, start, total) = match (range, ranges) {

@@ -136,3 +136,30 @@ pub fn cut_server(
     });
     (url, server)
 }
+
+/// Reads a request's head up to its blank line and returns the start `N` of its
+/// `Range: bytes=N-` header, if it has one. The raw servers of the tests answer only open-ended
+/// ranges (what a resuming client asks for): any other form of Range is an error.
+pub fn read_range_request(head: &mut impl io::BufRead) -> io::Result<Option<u64>> {
+    let mut range = None;
+    loop {
+        let mut line = String::new();
+        head.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            return Ok(range);
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            continue; // the request line
+        };
+        if name.trim().eq_ignore_ascii_case("range") {
+            let start = value
+                .trim()
+                .strip_prefix("bytes=")
+                .and_then(|v| v.strip_suffix('-'))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| io::Error::other(format!("bad range {value:?}")))?;
+            range = Some(start);
+        }
+    }
+}
