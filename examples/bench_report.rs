@@ -66,6 +66,7 @@ fn main() {
 
 const USAGE: &str = "usage: bench_report [--quick] [--json PATH] [--reps N] [--len SIZE] \
 [--big SIZE] [--rss-limit SIZE] [--temp-dir DIR] [--only abcd] [--contenders IDS] [--readers LIST]
+[--prewarm SIZE]
   --quick           128 MiB streams, one pass, a 1 GiB stream in place of 8 GiB in (d)
   --json PATH       also write the table and the verdicts as JSON
   --reps N          best of N for (a) and (b) (default 3, 1 with --quick)
@@ -76,7 +77,9 @@ const USAGE: &str = "usage: bench_report [--quick] [--json PATH] [--reps N] [--l
   --only LETTERS    run only these workloads, e.g. --only ac
   --contenders IDS  (a) only for these, e.g. streamcache-mem,naive (ids: naive, streamcatcher,
                     stream-download, spooled, streamcache-mem, streamcache-spill)
-  --readers LIST    (a) only with these reader counts, e.g. 1,4";
+  --readers LIST    (a) only with these reader counts, e.g. 1,4
+  --prewarm SIZE    memory touched and freed before each timed run of the limits and (a)
+                    (default 2x the stream + 512M, at most half of MemAvailable; 0: none)";
 
 #[derive(Debug)]
 struct Opts {
@@ -90,6 +93,9 @@ struct Opts {
     only: String,
     contenders: Vec<Contender>,
     readers: Vec<usize>,
+    /// Bytes touched and freed before each timed run of the limits and (a): see
+    /// `common::prewarm`.
+    prewarm: u64,
     random_ops: u64,
     wake_iters: usize,
 }
@@ -110,6 +116,7 @@ impl Opts {
             only: "abcd".to_owned(),
             contenders: Contender::ALL.to_vec(),
             readers: READER_COUNTS.to_vec(),
+            prewarm: u64::MAX,
             random_ops: if quick { 100_000 } else { 500_000 },
             wake_iters: if quick { 300 } else { 2000 },
         };
@@ -124,6 +131,7 @@ impl Opts {
                 "--rss-limit" => opts.rss_limit = size(&value()?)?,
                 "--temp-dir" => opts.temp_dir = PathBuf::from(value()?),
                 "--only" => opts.only = value()?,
+                "--prewarm" => opts.prewarm = size(&value()?)?,
                 "--contenders" => {
                     opts.contenders = value()?
                         .split(',')
@@ -145,6 +153,10 @@ impl Opts {
         }
         if opts.reps == 0 || opts.len < 2 * RANDOM_READ as u64 {
             return Err("--reps must be at least 1 and --len at least 8K".to_owned());
+        }
+        if opts.prewarm == u64::MAX {
+            let half_available = mem_available().map_or(u64::MAX, |a| a / 2);
+            opts.prewarm = (2 * opts.len + 512 * MIB).min(half_available);
         }
         Ok(opts)
     }
@@ -460,6 +472,14 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// `MemAvailable` from `/proc/meminfo`, in bytes.
+fn mem_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -525,6 +545,13 @@ fn run(opts: &Opts) -> io::Result<()> {
         ),
     );
     report.info("mode", if opts.quick { "quick" } else { "full" });
+    report.info(
+        "prewarm",
+        format!(
+            "{} MiB touched and freed before each timed run of the limits and (a)",
+            opts.prewarm / MIB
+        ),
+    );
     let started = Instant::now();
 
     // The expected checksum, once (not timed).
@@ -596,7 +623,14 @@ fn limits(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<Limits>
     println!("limits ...");
     let len = setup.len as f64;
     let mut rate = |limit: Limit| -> io::Result<f64> {
-        let t = best(opts.reps, || common::limit(limit, setup), |d| *d)?;
+        let t = best(
+            opts.reps,
+            || {
+                common::prewarm(opts.prewarm)?;
+                common::limit(limit, setup)
+            },
+            |d| *d,
+        )?;
         let r = len / t.as_secs_f64();
         report.rows.push(
             Row::new("limit", limit.name(), None, "GiB/s")
@@ -629,9 +663,18 @@ fn limits(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<Limits>
         .value(s),
     );
 
-    let f_mem = len / best(opts.reps, || common::filler_alone(setup, false), |d| *d)?.as_secs_f64();
-    let f_spill =
-        len / best(opts.reps, || common::filler_alone(setup, true), |d| *d)?.as_secs_f64();
+    let filler_alone = |spill| {
+        best(
+            opts.reps,
+            || {
+                common::prewarm(opts.prewarm)?;
+                common::filler_alone(setup, spill)
+            },
+            |d| *d,
+        )
+    };
+    let f_mem = len / filler_alone(false)?.as_secs_f64();
+    let f_spill = len / filler_alone(true)?.as_secs_f64();
     report.rows.push(
         Row::new(
             "limit",
@@ -672,6 +715,28 @@ fn limits(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<Limits>
     })
 }
 
+fn bare_name(class: Class) -> &'static str {
+    match class {
+        Class::Memory => "P: bare pipeline (memory)",
+        Class::File => "P: bare pipeline (file)",
+    }
+}
+
+/// What the verdict on streamcache in `class` with `n` readers adds about P, the bare pipeline:
+/// how close P itself comes to the target's limit, and streamcache to P.
+fn against_bare(report: &Report, class: Class, n: usize, limit: f64) -> String {
+    let sc = report.value("a", sc_of(class).name(), Some(n));
+    match (sc, report.value("a", bare_name(class), Some(n))) {
+        (Some(sc), Some(p)) => format!(
+            "; P {} = {:.2} × limit, streamcache {:.2} × P",
+            gib_s(p),
+            p / limit,
+            sc / p
+        ),
+        _ => String::new(),
+    }
+}
+
 fn sc_of(class: Class) -> Contender {
     match class {
         Class::Memory => Contender::StreamcacheMem,
@@ -689,8 +754,28 @@ fn sequential(
     println!("(a) sequential readers ...");
     // Best of `reps`, the repetitions interleaved so that drift hits every contender alike.
     let mut best: Vec<(Contender, usize, Result<Duration, String>)> = Vec::new();
+    // P, the bare pipeline, for each storage class streamcache is measured in.
+    let classes: Vec<Class> = [Class::Memory, Class::File]
+        .into_iter()
+        .filter(|&class| opts.contenders.contains(&sc_of(class)))
+        .collect();
+    let mut bare: Vec<(Class, usize, Duration)> = Vec::new();
     for rep in 0..opts.reps {
         for &n in &opts.readers {
+            for &class in &classes {
+                common::prewarm(opts.prewarm)?;
+                let run = common::bare_pipeline(setup, n, class)?;
+                run.check(setup.len)?;
+                println!(
+                    "  rep {rep} {:<28} N={n}: {}",
+                    bare_name(class),
+                    gib_s(run.rate(setup.len))
+                );
+                match bare.iter_mut().find(|(bc, bn, _)| *bc == class && *bn == n) {
+                    None => bare.push((class, n, run.elapsed)),
+                    Some((_, _, b)) => *b = (*b).min(run.elapsed),
+                }
+            }
             for &c in &opts.contenders {
                 if c.max_readers().is_some_and(|max| n > max) {
                     if rep == 0 {
@@ -698,6 +783,7 @@ fn sequential(
                     }
                     continue;
                 }
+                common::prewarm(opts.prewarm)?;
                 let t = Instant::now();
                 let outcome = common::sequential(c, setup, n).and_then(|run| {
                     run.check(setup.len)?;
@@ -751,16 +837,30 @@ fn sequential(
             };
             report.rows.push(row);
         }
+        for &(class, _, d) in bare.iter().filter(|(_, bn, _)| *bn == n) {
+            let p = setup.len as f64 / d.as_secs_f64();
+            let (limit, name) = if n == 1 {
+                lim.l(class)
+            } else {
+                (cpu_bound(lim.f(class), lim.s, n, cores), "bound(F)")
+            };
+            report.rows.push(
+                Row::new("a", bare_name(class), Some(n), "GiB/s")
+                    .value(p)
+                    .limit(name, limit)
+                    .note("P: no library, no parking; the machine's bound for this dataflow"),
+            );
+        }
         // Ratios to streamcache (same storage class, same N).
         for i in 0..report.rows.len() {
             let r = &report.rows[i];
             if r.workload != "a" || r.readers != Some(n) {
                 continue;
             }
-            let c = Contender::ALL
-                .into_iter()
-                .find(|c| c.name() == r.contender)
-                .expect("known");
+            // The bare pipeline rows are limits, not contenders.
+            let Some(c) = Contender::ALL.into_iter().find(|c| c.name() == r.contender) else {
+                continue;
+            };
             let sc = report.value("a", sc_of(c.class()).name(), Some(n));
             let v = r.value;
             report.rows[i].vs_streamcache = v.zip(sc).map(|(v, sc)| v / sc);
@@ -777,7 +877,10 @@ fn sequential(
             format!("(a) 1 reader: {} >= 0.9 × {name}", c.name()),
             v.map_or_else(
                 || "not measured".to_owned(),
-                |v| format!("{:.2} × ({} / {})", v / l, gib_s(v), gib_s(l)),
+                |v| {
+                    format!("{:.2} × ({} / {})", v / l, gib_s(v), gib_s(l))
+                        + &against_bare(report, c.class(), 1, l)
+                },
             ),
             v.map(|v| v >= 0.9 * l),
         );
@@ -790,7 +893,10 @@ fn sequential(
                 format!("(a) {n} readers: {} >= 0.85 × CPU bound", c.name()),
                 v.map_or_else(
                     || "not measured".to_owned(),
-                    |v| format!("{:.2} × ({} / {})", v / bound, gib_s(v), gib_s(bound)),
+                    |v| {
+                        format!("{:.2} × ({} / {})", v / bound, gib_s(v), gib_s(bound))
+                            + &against_bare(report, c.class(), n, bound)
+                    },
                 ),
                 v.map(|v| v >= 0.85 * bound),
             );

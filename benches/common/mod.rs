@@ -770,6 +770,122 @@ pub fn limit(limit: Limit, setup: &Setup) -> io::Result<Duration> {
     }
 }
 
+/// Touches `bytes` of fresh anonymous memory (huge-page advised, as the arena and L-mem are),
+/// then frees it, so that the timed run right after allocates memory the host has backed.
+///
+/// Why: on a VM whose balloon reports free pages to the host (virtio free page reporting, as on
+/// the machines these numbers come from), memory freed a few seconds ago is handed back, and
+/// the next first touch of it costs a host fault. Which contender meets such memory is luck (a
+/// 1 GiB copy measured 0.3 GiB/s cold and 6 GiB/s warm), so every timed run of the report is
+/// preceded by the same warm-up, limits included.
+pub fn prewarm(bytes: u64) -> io::Result<()> {
+    let len = usize::try_from(bytes).map_err(|_| io::Error::other("too long"))?;
+    if len == 0 {
+        return Ok(());
+    }
+    let mut map = memmap2::MmapOptions::new().len(len).map_anon()?;
+    let _ = map.advise(memmap2::Advice::HugePage);
+    for page in map.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    std::hint::black_box(&map[..]);
+    Ok(())
+}
+
+/// P: the dataflow of workload (a) with no library at all, the machine's own bound for it. One
+/// writer copies the stream 64 KiB at a time into fresh memory (huge-page advised, like L-mem)
+/// or into a pre-sized, fallocated, mapped temp file (like L-file), storing an atomic mark after
+/// each piece; `readers` threads fold `[pos, mark)` behind it, spinning and then yielding while
+/// they are caught up. Nothing parks, nothing is locked, nothing grows: whatever this loses
+/// against L-mem or L-file is what the readers' own memory traffic and CPU time cost the writer.
+pub fn bare_pipeline(setup: &Setup, readers: usize, class: Class) -> io::Result<Run> {
+    use std::sync::atomic::AtomicUsize;
+    let len = usize::try_from(setup.len).map_err(|_| io::Error::other("too long"))?;
+    let start = Instant::now();
+    let mut map = match class {
+        Class::Memory => {
+            let map = memmap2::MmapOptions::new().len(len).map_anon()?;
+            let _ = map.advise(memmap2::Advice::HugePage);
+            map
+        }
+        Class::File => {
+            let file = tempfile::tempfile_in(&setup.temp_dir)?;
+            fallocate(&file, setup.len)?;
+            // SAFETY: the file is ours alone (unnamed) and reserved on disk up to `len`.
+            unsafe { memmap2::MmapOptions::new().len(len).map_mut(&file)? }
+        }
+    };
+    /// The mapping's base, shared by the writer (below the mark: never) and the readers.
+    #[derive(Clone, Copy)]
+    struct Base(*mut u8);
+    // SAFETY: the writer writes only `[mark, len)` and readers read only `[0, mark)`, the mark
+    // published with Release after each write and loaded with Acquire before each read.
+    unsafe impl Send for Base {}
+    unsafe impl Sync for Base {}
+    impl Base {
+        // A method, so that closures capture the whole `Base` (Send), not its pointer field.
+        fn at(self, pos: usize) -> *mut u8 {
+            // SAFETY: callers pass `pos <= len`, inside (or one past) the mapping.
+            unsafe { self.0.add(pos) }
+        }
+    }
+    let base = Base(map.as_mut_ptr());
+    let mark = AtomicUsize::new(0);
+    let mark = &mark;
+    let sums = thread::scope(|scope| {
+        let folders: Vec<_> = (0..readers)
+            .map(|_| {
+                scope.spawn(move || {
+                    let (mut pos, mut sum, mut idle) = (0usize, 0u64, 0u32);
+                    while pos < len {
+                        let end = mark.load(Ordering::Acquire);
+                        if end == pos {
+                            idle += 1;
+                            if idle < 64 {
+                                std::hint::spin_loop();
+                            } else {
+                                thread::yield_now();
+                            }
+                            continue;
+                        }
+                        idle = 0;
+                        // SAFETY: `[pos, end)` is below the published mark: written, never
+                        // written again, and the mapping outlives this scope.
+                        let bytes = unsafe {
+                            std::slice::from_raw_parts(base.at(pos).cast_const(), end - pos)
+                        };
+                        sum = fold(sum, bytes);
+                        pos = end;
+                    }
+                    sum
+                })
+            })
+            .collect();
+        let mut source = Generator::new(setup.len);
+        let mut pos = 0;
+        while pos < len {
+            let n = CHUNK.min(len - pos);
+            // SAFETY: `[pos, pos + n)` is at or above the mark, so no reader reads it yet, and
+            // this thread is the only writer.
+            let piece = unsafe { std::slice::from_raw_parts_mut(base.at(pos), n) };
+            if let Err(e) = source.read_exact(piece) {
+                // Let the folders finish (over bytes never written: their sums will not match).
+                mark.store(len, Ordering::Release);
+                return Err(e);
+            }
+            pos += n;
+            mark.store(pos, Ordering::Release);
+        }
+        folders
+            .into_iter()
+            .map(|f| f.join().map_err(|_| io::Error::other("a folder panicked")))
+            .collect::<io::Result<Vec<u64>>>()
+    })?;
+    let elapsed = start.elapsed();
+    drop(map);
+    Ok(Run { elapsed, sums })
+}
+
 /// A buffer holding the whole stream, every page touched.
 pub fn present_buffer(len: u64) -> io::Result<Vec<u8>> {
     let mut v = vec![0u8; usize::try_from(len).map_err(|_| io::Error::other("too long"))?];
