@@ -1,6 +1,7 @@
 //! Workload (c), side by side: a reader parked for the next 4 KiB, and the time from the
 //! publisher's "it is there" to the reader's return; against a bare parking_lot `Condvar` wake-up
-//! measured the same way.
+//! measured the same way, notified from the timing thread and from a gate-woken thread (the
+//! contenders' shape).
 //!
 //! `cargo bench --bench wake_latency`. Each iteration parks the reader for 200 µs first (not
 //! counted), so criterion's short measurement time still means a few thousand wake-ups.
@@ -24,6 +25,7 @@ fn wake_latency(c: &mut Criterion) {
         .measurement_time(Duration::from_millis(200));
     let targets = [
         WakeTarget::ParkingLot,
+        WakeTarget::ParkingLotFiller,
         WakeTarget::Contender(Contender::StreamcacheMem),
         WakeTarget::Contender(Contender::StreamcacheSpill),
         WakeTarget::Contender(Contender::Naive),

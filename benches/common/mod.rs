@@ -1127,6 +1127,11 @@ where
 pub enum WakeTarget {
     /// The floor: a bare parking_lot `Mutex` + `Condvar`, one waiter, one notifier.
     ParkingLot,
+    /// The same floor in the contenders' shape: the notifier is a thread of its own, woken by the
+    /// same gate as their fillers, that stamps and notifies, then waits on the gate again. On a
+    /// VM the woken reader's vCPU may be halted in one shape and running in the other, and a
+    /// halted one costs tens of µs to wake: this floor pays what the fillers pay.
+    ParkingLotFiller,
     /// A contender's reader parked for the next 4 KiB, woken when the filler publishes it.
     Contender(Contender),
 }
@@ -1135,6 +1140,7 @@ impl WakeTarget {
     pub fn name(self) -> &'static str {
         match self {
             WakeTarget::ParkingLot => "parking_lot Condvar (bare)",
+            WakeTarget::ParkingLotFiller => "parking_lot Condvar (bare, filler)",
             WakeTarget::Contender(c) => c.name(),
         }
     }
@@ -1142,6 +1148,7 @@ impl WakeTarget {
     pub fn id(self) -> &'static str {
         match self {
             WakeTarget::ParkingLot => "parking_lot",
+            WakeTarget::ParkingLotFiller => "parking_lot-filler",
             WakeTarget::Contender(c) => c.id(),
         }
     }
@@ -1273,7 +1280,7 @@ pub fn wake_latencies(
     let mut release: Box<dyn FnMut()>;
     let reader;
     match target {
-        WakeTarget::ParkingLot => {
+        WakeTarget::ParkingLot | WakeTarget::ParkingLotFiller => {
             let pair = Arc::new((parking_lot::Mutex::new(0u64), parking_lot::Condvar::new()));
             let waiter = Arc::clone(&pair);
             reader = spawn_reader(Box::new(move |target| {
@@ -1285,12 +1292,25 @@ pub fn wake_latencies(
                 Ok(())
             }));
             let clock = Arc::clone(&clock);
-            release = Box::new(move || {
+            let notify = move || {
                 let (lock, cond) = &*pair;
                 clock.stamp();
                 *lock.lock() += WAKE_CHUNK as u64;
                 cond.notify_one();
-            });
+            };
+            if target == WakeTarget::ParkingLot {
+                release = Box::new(notify);
+            } else {
+                let (tx, rx) = mpsc::channel::<()>();
+                keep_alive.push(Box::new(thread::spawn(move || {
+                    while rx.recv().is_ok() {
+                        notify();
+                    }
+                })));
+                release = Box::new(move || {
+                    let _ = tx.send(());
+                });
+            }
         }
         WakeTarget::Contender(c) => {
             let (tx, rx) = mpsc::channel();
