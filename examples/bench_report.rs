@@ -20,6 +20,16 @@
 //! memory), L-file (the best copy into a pre-sized, fallocated temp file), S (one core folding a
 //! buffer already in memory), F (streamcache's filler alone, per storage). With N readers on C
 //! cores the CPU bound of the stream's rate is `min(F, C / (1/F + N/S))`.
+//!
+//! Two more references show what bounds a miss. P, the bare pipeline: (a)'s dataflow with no
+//! library (one writer, N folders spinning on an atomic mark), measured beside streamcache at
+//! each N; the CPU bound leaves out the memory bandwidth the writer and readers share, P does
+//! not. And (c) has two floors: the bare `Condvar` wake-up notified from the timing thread, and
+//! the same notified from a thread woken by the gate, the shape every filler has.
+//!
+//! Every timed run of the limits and of (a) follows the same prewarm (`--prewarm`): memory
+//! touched and freed just before, so that no run meets memory the VM's balloon has handed back
+//! to the host (a first touch of that costs a host fault; see `common::prewarm`).
 
 #[path = "../benches/common/mod.rs"]
 mod common;
