@@ -19,7 +19,9 @@
 //! Limits, measured in the same run: L-mem (the best copy of the stream into fresh anonymous
 //! memory), L-file (the best copy into a pre-sized, fallocated temp file), S (one core folding a
 //! buffer already in memory), F (streamcache's filler alone, per storage). With N readers on C
-//! cores the CPU bound of the stream's rate is `min(F, C / (1/F + N/S))`.
+//! cores the CPU bound of the stream's rate is `min(F, C / (1/F + N/S))`. Each limit is the best
+//! of samples taken before (a) and at the start of each of its repetitions, so that a slow
+//! moment of a shared machine does not lower a bound.
 //!
 //! Two more references show what bounds a miss. P, the bare pipeline: (a)'s dataflow with no
 //! library (one writer, N folders spinning on an atomic mark), measured beside streamcache at
@@ -567,19 +569,10 @@ fn run(opts: &Opts) -> io::Result<()> {
     // The expected checksum, once (not timed).
     common::expected_sum(setup.len);
 
-    let lim = if opts.runs('a') || opts.runs('b') {
-        Some(limits(opts, &setup, &mut report)?)
-    } else {
-        None
-    };
     if opts.runs('a') {
-        sequential(
-            opts,
-            &setup,
-            lim.as_ref().expect("measured"),
-            cores,
-            &mut report,
-        )?;
+        let mut lim = Limits::measure(opts, &setup)?;
+        sequential(opts, &setup, &mut lim, cores, &mut report)?;
+        lim.report(&mut report);
     }
     if opts.runs('b') {
         random(opts, &setup, cores, &mut report)?;
@@ -604,125 +597,188 @@ fn run(opts: &Opts) -> io::Result<()> {
     Ok(())
 }
 
-/// L-mem, L-file, S and F for each storage.
-struct Limits {
-    l_mem: f64,
-    l_file: f64,
+/// One measurement of every limit, each after the prewarm (bytes per second).
+#[derive(Debug, Clone, Copy)]
+struct LimitRates {
+    mem_vec: f64,
+    mem_huge: f64,
+    file_map: f64,
+    file_pwrite: f64,
     s: f64,
     f_mem: f64,
     f_spill: f64,
 }
 
+impl LimitRates {
+    fn measure(opts: &Opts, setup: &Setup, present: &[u8]) -> io::Result<LimitRates> {
+        let len = setup.len as f64;
+        let rate = |d: Duration| len / d.as_secs_f64();
+        let limit = |limit: Limit| -> io::Result<f64> {
+            common::prewarm(opts.prewarm)?;
+            common::limit(limit, setup).map(rate)
+        };
+        let filler_alone = |spill: bool| -> io::Result<f64> {
+            common::prewarm(opts.prewarm)?;
+            common::filler_alone(setup, spill).map(rate)
+        };
+        Ok(LimitRates {
+            mem_vec: limit(Limit::MemVec)?,
+            mem_huge: limit(Limit::MemHuge)?,
+            file_map: limit(Limit::FileMap)?,
+            file_pwrite: limit(Limit::FilePwrite)?,
+            s: rate(common::fold_time(present)),
+            f_mem: filler_alone(false)?,
+            f_spill: filler_alone(true)?,
+        })
+    }
+
+    /// Each limit's best of the two.
+    fn max(self, o: LimitRates) -> LimitRates {
+        LimitRates {
+            mem_vec: self.mem_vec.max(o.mem_vec),
+            mem_huge: self.mem_huge.max(o.mem_huge),
+            file_map: self.file_map.max(o.file_map),
+            file_pwrite: self.file_pwrite.max(o.file_pwrite),
+            s: self.s.max(o.s),
+            f_mem: self.f_mem.max(o.f_mem),
+            f_spill: self.f_spill.max(o.f_spill),
+        }
+    }
+}
+
+/// L-mem, L-file, S and F for each storage: the best seen in the whole run. The limits are
+/// measured `reps` times before (a), then once more at the start of each later repetition of
+/// (a), so that a slow moment of the machine does not lower a bound (and flatter a ratio).
+struct Limits {
+    best: LimitRates,
+    samples: usize,
+    /// The stream, in memory, for S.
+    present: Vec<u8>,
+}
+
 impl Limits {
+    fn measure(opts: &Opts, setup: &Setup) -> io::Result<Limits> {
+        println!("limits ...");
+        let present = common::present_buffer(setup.len)?;
+        if common::fold(0, &present) != common::expected_sum(setup.len) {
+            return Err(io::Error::other("fold of the present buffer disagrees"));
+        }
+        let mut best = LimitRates::measure(opts, setup, &present)?;
+        for _ in 1..opts.reps {
+            best = best.max(LimitRates::measure(opts, setup, &present)?);
+        }
+        let limits = Limits {
+            best,
+            samples: opts.reps,
+            present,
+        };
+        limits.print("limits");
+        Ok(limits)
+    }
+
+    /// One more sample, interleaved with (a).
+    fn refresh(&mut self, opts: &Opts, setup: &Setup) -> io::Result<()> {
+        self.best = self
+            .best
+            .max(LimitRates::measure(opts, setup, &self.present)?);
+        self.samples += 1;
+        self.print("limits so far");
+        Ok(())
+    }
+
+    fn print(&self, what: &str) {
+        println!(
+            "  {what} (best of {}): L-mem {}, L-file {}, S {}, F-mem {}, F-spill {}",
+            self.samples,
+            gib_s(self.l_mem()),
+            gib_s(self.l_file()),
+            gib_s(self.best.s),
+            gib_s(self.best.f_mem),
+            gib_s(self.best.f_spill)
+        );
+    }
+
+    fn l_mem(&self) -> f64 {
+        self.best.mem_vec.max(self.best.mem_huge)
+    }
+
+    fn l_file(&self) -> f64 {
+        self.best.file_map.max(self.best.file_pwrite)
+    }
+
+    fn s(&self) -> f64 {
+        self.best.s
+    }
+
     fn l(&self, class: Class) -> (f64, &'static str) {
         match class {
-            Class::Memory => (self.l_mem, "L-mem"),
-            Class::File => (self.l_file, "L-file"),
+            Class::Memory => (self.l_mem(), "L-mem"),
+            Class::File => (self.l_file(), "L-file"),
         }
     }
 
     fn f(&self, class: Class) -> f64 {
         match class {
-            Class::Memory => self.f_mem,
-            Class::File => self.f_spill,
+            Class::Memory => self.best.f_mem,
+            Class::File => self.best.f_spill,
         }
     }
-}
 
-fn limits(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<Limits> {
-    println!("limits ...");
-    let len = setup.len as f64;
-    let mut rate = |limit: Limit| -> io::Result<f64> {
-        let t = best(
-            opts.reps,
-            || {
-                common::prewarm(opts.prewarm)?;
-                common::limit(limit, setup)
-            },
-            |d| *d,
-        )?;
-        let r = len / t.as_secs_f64();
-        report.rows.push(
+    /// The limits' rows, at the top of the table, and the header line.
+    fn report(&self, report: &mut Report) {
+        let b = &self.best;
+        let candidate = |limit: Limit, rate: f64| {
             Row::new("limit", limit.name(), None, "GiB/s")
-                .value(r)
+                .value(rate)
                 .note(match limit.class() {
                     Class::Memory => "candidate for L-mem",
                     Class::File => "candidate for L-file",
-                }),
+                })
+        };
+        let rows = vec![
+            candidate(Limit::MemVec, b.mem_vec),
+            candidate(Limit::MemHuge, b.mem_huge),
+            candidate(Limit::FileMap, b.file_map),
+            candidate(Limit::FilePwrite, b.file_pwrite),
+            Row::new(
+                "limit",
+                "S: one core folding a present buffer",
+                Some(1),
+                "GiB/s",
+            )
+            .value(b.s),
+            Row::new(
+                "limit",
+                "F: streamcache filler alone (memory)",
+                Some(0),
+                "GiB/s",
+            )
+            .value(b.f_mem)
+            .limit("L-mem", self.l_mem()),
+            Row::new(
+                "limit",
+                "F: streamcache filler alone (spill)",
+                Some(0),
+                "GiB/s",
+            )
+            .value(b.f_spill)
+            .limit("L-file", self.l_file()),
+        ];
+        report.rows.splice(0..0, rows);
+        report.info(
+            "limits",
+            format!(
+                "best of {} samples across the run: L-mem {}, L-file {}, S {}, F-mem {}, \
+                 F-spill {}",
+                self.samples,
+                gib_s(self.l_mem()),
+                gib_s(self.l_file()),
+                gib_s(b.s),
+                gib_s(b.f_mem),
+                gib_s(b.f_spill)
+            ),
         );
-        Ok(r)
-    };
-    let mem = [rate(Limit::MemVec)?, rate(Limit::MemHuge)?];
-    let file = [rate(Limit::FileMap)?, rate(Limit::FilePwrite)?];
-    let (l_mem, l_file) = (mem[0].max(mem[1]), file[0].max(file[1]));
-
-    let buf = common::present_buffer(setup.len)?;
-    if common::fold(0, &buf) != common::expected_sum(setup.len) {
-        return Err(io::Error::other("fold of the present buffer disagrees"));
     }
-    let t = best(opts.reps, || Ok(common::fold_time(&buf)), |d| *d)?;
-    drop(buf);
-    let s = len / t.as_secs_f64();
-    report.rows.push(
-        Row::new(
-            "limit",
-            "S: one core folding a present buffer",
-            Some(1),
-            "GiB/s",
-        )
-        .value(s),
-    );
-
-    let filler_alone = |spill| {
-        best(
-            opts.reps,
-            || {
-                common::prewarm(opts.prewarm)?;
-                common::filler_alone(setup, spill)
-            },
-            |d| *d,
-        )
-    };
-    let f_mem = len / filler_alone(false)?.as_secs_f64();
-    let f_spill = len / filler_alone(true)?.as_secs_f64();
-    report.rows.push(
-        Row::new(
-            "limit",
-            "F: streamcache filler alone (memory)",
-            Some(0),
-            "GiB/s",
-        )
-        .value(f_mem)
-        .limit("L-mem", l_mem),
-    );
-    report.rows.push(
-        Row::new(
-            "limit",
-            "F: streamcache filler alone (spill)",
-            Some(0),
-            "GiB/s",
-        )
-        .value(f_spill)
-        .limit("L-file", l_file),
-    );
-    report.info(
-        "limits",
-        format!(
-            "L-mem {}, L-file {}, S {}, F-mem {}, F-spill {}",
-            gib_s(l_mem),
-            gib_s(l_file),
-            gib_s(s),
-            gib_s(f_mem),
-            gib_s(f_spill)
-        ),
-    );
-    Ok(Limits {
-        l_mem,
-        l_file,
-        s,
-        f_mem,
-        f_spill,
-    })
 }
 
 fn bare_name(class: Class) -> &'static str {
@@ -757,7 +813,7 @@ fn sc_of(class: Class) -> Contender {
 fn sequential(
     opts: &Opts,
     setup: &Setup,
-    lim: &Limits,
+    lim: &mut Limits,
     cores: usize,
     report: &mut Report,
 ) -> io::Result<()> {
@@ -771,6 +827,9 @@ fn sequential(
         .collect();
     let mut bare: Vec<(Class, usize, Duration)> = Vec::new();
     for rep in 0..opts.reps {
+        if rep > 0 {
+            lim.refresh(opts, setup)?;
+        }
         for &n in &opts.readers {
             for &class in &classes {
                 common::prewarm(opts.prewarm)?;
@@ -843,7 +902,7 @@ fn sequential(
                     Class::Memory => "bound(F-mem)",
                     Class::File => "bound(F-spill)",
                 };
-                row.limit(name, cpu_bound(lim.f(class), lim.s, n, cores))
+                row.limit(name, cpu_bound(lim.f(class), lim.s(), n, cores))
             };
             report.rows.push(row);
         }
@@ -852,7 +911,7 @@ fn sequential(
             let (limit, name) = if n == 1 {
                 lim.l(class)
             } else {
-                (cpu_bound(lim.f(class), lim.s, n, cores), "bound(F)")
+                (cpu_bound(lim.f(class), lim.s(), n, cores), "bound(F)")
             };
             report.rows.push(
                 Row::new("a", bare_name(class), Some(n), "GiB/s")
@@ -879,8 +938,8 @@ fn sequential(
 
     // Verdicts.
     for (c, l, name) in [
-        (Contender::StreamcacheMem, lim.l_mem, "L-mem"),
-        (Contender::StreamcacheSpill, lim.l_file, "L-file"),
+        (Contender::StreamcacheMem, lim.l_mem(), "L-mem"),
+        (Contender::StreamcacheSpill, lim.l_file(), "L-file"),
     ] {
         let v = report.value("a", c.name(), Some(1));
         report.verdict(
@@ -897,7 +956,7 @@ fn sequential(
     }
     for n in [2, 4, 8] {
         for c in [Contender::StreamcacheMem, Contender::StreamcacheSpill] {
-            let bound = cpu_bound(lim.f(c.class()), lim.s, n, cores);
+            let bound = cpu_bound(lim.f(c.class()), lim.s(), n, cores);
             let v = report.value("a", c.name(), Some(n));
             report.verdict(
                 format!("(a) {n} readers: {} >= 0.85 × CPU bound", c.name()),
