@@ -427,7 +427,7 @@ impl StreamCache {
         self.wait_future(offset)
     }
 
-    pub(crate) fn wait_future(&self, offset: u64) -> crate::wait_async::WaitFor {
+    pub(crate) fn wait_future(&self, offset: u64) -> crate::wait_async::WaitFor<Arc<Shared>> {
         crate::wait_async::WaitFor::new(Arc::clone(&self.handle.shared), offset)
     }
 

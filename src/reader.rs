@@ -2,10 +2,12 @@
 
 use crate::cache::StreamCache;
 use crate::range::invalid_input;
+use crate::shared::Shared;
 use crate::wait_async::WaitFor;
 use std::future::Future;
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// A cursor over a [`StreamCache`]: `Read + BufRead + Seek`, blocking only for bytes that have
@@ -47,7 +49,7 @@ pub struct Reader {
     pos: u64,
     /// Async only: the wait this reader's task is registered for. Dropped (deregistered) as
     /// soon as it resolves or the reader drops; the cursor moves only when bytes are handed out.
-    pending: Option<WaitFor>,
+    pending: Option<WaitFor<Arc<Shared>>>,
     /// Async only: a seek submitted by tokio's `start_seek`, completed by `poll_complete`.
     /// A read drops it (its future was abandoned); a later seek first completes it, as tokio's
     /// `AsyncSeek` contract has it.

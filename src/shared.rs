@@ -1,10 +1,11 @@
 //! The state every handle, every `Bytes` and the filler share.
 
 use crate::storage::Storage;
+use crate::wait_async::MarkHandle;
 use crate::watermark::Watermark;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -86,5 +87,11 @@ impl Shared {
 
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+impl MarkHandle for Arc<Shared> {
+    fn mark(&self) -> &Watermark {
+        &self.mark
     }
 }

@@ -1,48 +1,57 @@
 //! Waiting without blocking a thread: a future that registers its `Waker` with the watermark.
+//!
+//! Like `watermark.rs`, this file is compiled unchanged by `loom-tests`, whose models poll this
+//! very future; so it knows the watermark only through [`MarkHandle`], not the cache's `Shared`.
 
-use crate::shared::Shared;
-use crate::watermark::Poll as MarkPoll;
+use crate::watermark::{Poll as MarkPoll, Watermark};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
+
+/// A shared owner of a watermark that a future can hold on to: the cache's `Arc<Shared>`, or a
+/// loom model's stream.
+pub(crate) trait MarkHandle {
+    /// The watermark to wait on.
+    fn mark(&self) -> &Watermark;
+}
 
 /// Resolves when `target` bytes are available or the stream has ended (as `wait_for`).
 /// Dropping it deregisters its waker.
 #[derive(Debug)]
-pub(crate) struct WaitFor {
-    shared: Arc<Shared>,
+pub(crate) struct WaitFor<H: MarkHandle> {
+    handle: H,
     target: u64,
     /// The watermark's id for our registered waker, while one is registered.
     registration: Option<u64>,
 }
 
-impl WaitFor {
-    pub(crate) fn new(shared: Arc<Shared>, target: u64) -> Self {
+impl<H: MarkHandle> WaitFor<H> {
+    pub(crate) fn new(handle: H, target: u64) -> Self {
         Self {
-            shared,
+            handle,
             target,
             registration: None,
         }
     }
-}
 
-impl WaitFor {
     /// The offset this future waits for.
     pub(crate) fn target(&self) -> u64 {
         self.target
     }
 }
 
-impl Future for WaitFor {
+// Nothing is pinned: the future holds a handle, a target and an id.
+impl<H: MarkHandle> Unpin for WaitFor<H> {}
+
+impl<H: MarkHandle> Future for WaitFor<H> {
     type Output = io::Result<u64>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         match this
-            .shared
-            .mark
+            .handle
+            .mark()
             .poll_wait(this.target, this.registration.take(), cx.waker())
         {
             MarkPoll::Ready(result) => Poll::Ready(result),
@@ -54,10 +63,10 @@ impl Future for WaitFor {
     }
 }
 
-impl Drop for WaitFor {
+impl<H: MarkHandle> Drop for WaitFor<H> {
     fn drop(&mut self) {
         if let Some(id) = self.registration.take() {
-            self.shared.mark.cancel(id);
+            self.handle.mark().cancel(id);
         }
     }
 }

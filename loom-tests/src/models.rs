@@ -16,6 +16,7 @@
 //! with bound 4 (a few seconds each); the four-thread model with bound 3 (about two minutes, a
 //! million executions). Run with `--nocapture` to see the counts.
 
+use crate::wait_async::{MarkHandle, WaitFor};
 use crate::watermark::{Phase, Poll as MarkPoll, Watermark};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -140,48 +141,10 @@ impl Wake for Recorder {
     }
 }
 
-/// The same future as the crate's `wait_async::WaitFor`, over a `Stream`: registers its waker
-/// with `poll_wait`, re-registers under the same id when polled again, cancels when dropped.
-struct WaitFor {
-    stream: Arc<Stream>,
-    target: u64,
-    registration: Option<u64>,
-}
-
-impl WaitFor {
-    fn new(stream: &Arc<Stream>, target: u64) -> Self {
-        Self {
-            stream: Arc::clone(stream),
-            target,
-            registration: None,
-        }
-    }
-}
-
-impl Future for WaitFor {
-    type Output = io::Result<u64>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        match this
-            .stream
-            .mark
-            .poll_wait(this.target, this.registration.take(), cx.waker())
-        {
-            MarkPoll::Ready(result) => Poll::Ready(result),
-            MarkPoll::Pending(id) => {
-                this.registration = Some(id);
-                Poll::Pending
-            }
-        }
-    }
-}
-
-impl Drop for WaitFor {
-    fn drop(&mut self) {
-        if let Some(id) = self.registration.take() {
-            self.stream.mark.cancel(id);
-        }
+/// The models' futures are the crate's own `WaitFor`, holding the stream.
+impl MarkHandle for Arc<Stream> {
+    fn mark(&self) -> &Watermark {
+        &self.mark
     }
 }
 
@@ -403,7 +366,7 @@ fn async_future_races_publishes() {
         let task = {
             let stream = Arc::clone(&stream);
             thread::spawn(move || {
-                let mark = loom::future::block_on(WaitFor::new(&stream, 6)).unwrap();
+                let mark = loom::future::block_on(WaitFor::new(Arc::clone(&stream), 6)).unwrap();
                 assert!(mark >= 6);
                 stream.read_below(mark);
             })
@@ -422,7 +385,9 @@ fn async_future_races_completion() {
         let stream = Stream::new(1);
         let task = {
             let stream = Arc::clone(&stream);
-            thread::spawn(move || loom::future::block_on(WaitFor::new(&stream, 3 * CHUNK)))
+            thread::spawn(move || {
+                loom::future::block_on(WaitFor::new(Arc::clone(&stream), 3 * CHUNK))
+            })
         };
         stream.fill(0);
         stream.mark.complete();
@@ -443,7 +408,7 @@ fn cancel_races_wake() {
         let cancelled = {
             let stream = Arc::clone(&stream);
             thread::spawn(move || {
-                let mut future = WaitFor::new(&stream, CHUNK);
+                let mut future = WaitFor::new(Arc::clone(&stream), CHUNK);
                 let mut cx = Context::from_waker(&waker);
                 if let Poll::Ready(result) = Pin::new(&mut future).poll(&mut cx) {
                     stream.read_below(result.unwrap());
