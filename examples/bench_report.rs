@@ -666,36 +666,41 @@ struct Limits {
 impl Limits {
     fn measure(opts: &Opts, setup: &Setup) -> io::Result<Limits> {
         println!("limits ...");
-        let mut best = LimitRates::measure(opts, setup)?;
-        for _ in 1..opts.reps {
-            best = best.max(LimitRates::measure(opts, setup)?);
-        }
-        let limits = Limits {
-            best,
-            samples: opts.reps,
+        let mut limits = Limits {
+            best: LimitRates::measure(opts, setup)?,
+            samples: 1,
         };
-        limits.print("limits");
+        for _ in 1..opts.reps {
+            limits.sample(opts, setup)?;
+        }
+        println!("  limits: {}", limits.summary());
         Ok(limits)
     }
 
     /// One more sample, interleaved with (a).
     fn refresh(&mut self, opts: &Opts, setup: &Setup) -> io::Result<()> {
-        self.best = self.best.max(LimitRates::measure(opts, setup)?);
-        self.samples += 1;
-        self.print("limits so far");
+        self.sample(opts, setup)?;
+        println!("  limits so far: {}", self.summary());
         Ok(())
     }
 
-    fn print(&self, what: &str) {
-        println!(
-            "  {what} (best of {}): L-mem {}, L-file {}, S {}, F-mem {}, F-spill {}",
+    fn sample(&mut self, opts: &Opts, setup: &Setup) -> io::Result<()> {
+        self.best = self.best.max(LimitRates::measure(opts, setup)?);
+        self.samples += 1;
+        Ok(())
+    }
+
+    /// The limits in one line, for the progress output and the report's header.
+    fn summary(&self) -> String {
+        format!(
+            "best of {} samples: L-mem {}, L-file {}, S {}, F-mem {}, F-spill {}",
             self.samples,
             gib_s(self.l_mem()),
             gib_s(self.l_file()),
             gib_s(self.best.s),
             gib_s(self.best.f_mem),
             gib_s(self.best.f_spill)
-        );
+        )
     }
 
     fn l_mem(&self) -> f64 {
@@ -722,6 +727,19 @@ impl Limits {
             Class::Memory => self.best.f_mem,
             Class::File => self.best.f_spill,
         }
+    }
+
+    /// What an (a) row with `n` readers in `class` is compared with: L at one reader, the CPU
+    /// bound beyond.
+    fn for_readers(&self, class: Class, n: usize, cores: usize) -> (f64, &'static str) {
+        if n == 1 {
+            return self.l(class);
+        }
+        let name = match class {
+            Class::Memory => "bound(F-mem)",
+            Class::File => "bound(F-spill)",
+        };
+        (cpu_bound(self.f(class), self.s(), n, cores), name)
     }
 
     /// The limits' rows, at the top of the table, and the header line.
@@ -765,19 +783,7 @@ impl Limits {
             .limit("L-file", self.l_file()),
         ];
         report.rows.splice(0..0, rows);
-        report.info(
-            "limits",
-            format!(
-                "best of {} samples across the run: L-mem {}, L-file {}, S {}, F-mem {}, \
-                 F-spill {}",
-                self.samples,
-                gib_s(self.l_mem()),
-                gib_s(self.l_file()),
-                gib_s(b.s),
-                gib_s(b.f_mem),
-                gib_s(b.f_spill)
-            ),
-        );
+        report.info("limits", self.summary());
     }
 }
 
@@ -894,25 +900,12 @@ fn sequential(
                 Ok(d) => row = row.value(setup.len as f64 / d.as_secs_f64()),
                 Err(e) => row = row.note(e.clone()),
             }
-            row = if n == 1 {
-                let (l, name) = lim.l(class);
-                row.limit(name, l)
-            } else {
-                let name = match class {
-                    Class::Memory => "bound(F-mem)",
-                    Class::File => "bound(F-spill)",
-                };
-                row.limit(name, cpu_bound(lim.f(class), lim.s(), n, cores))
-            };
-            report.rows.push(row);
+            let (limit, name) = lim.for_readers(class, n, cores);
+            report.rows.push(row.limit(name, limit));
         }
         for &(class, _, d) in bare.iter().filter(|(_, bn, _)| *bn == n) {
             let p = setup.len as f64 / d.as_secs_f64();
-            let (limit, name) = if n == 1 {
-                lim.l(class)
-            } else {
-                (cpu_bound(lim.f(class), lim.s(), n, cores), "bound(F)")
-            };
+            let (limit, name) = lim.for_readers(class, n, cores);
             report.rows.push(
                 Row::new("a", bare_name(class), Some(n), "GiB/s")
                     .value(p)
@@ -956,7 +949,7 @@ fn sequential(
     }
     for n in [2, 4, 8] {
         for c in [Contender::StreamcacheMem, Contender::StreamcacheSpill] {
-            let bound = cpu_bound(lim.f(c.class()), lim.s(), n, cores);
+            let (bound, _) = lim.for_readers(c.class(), n, cores);
             let v = report.value("a", c.name(), Some(n));
             report.verdict(
                 format!("(a) {n} readers: {} >= 0.85 × CPU bound", c.name()),

@@ -708,6 +708,22 @@ pub fn fallocate(file: &File, len: u64) -> io::Result<()> {
     }
 }
 
+/// `len` bytes of fresh anonymous memory with `MADV_HUGEPAGE`, as streamcache's arena asks
+/// for. Advice only: where the kernel refuses, this is plain anonymous memory.
+pub fn huge_map(len: usize) -> io::Result<memmap2::MmapMut> {
+    let map = memmap2::MmapOptions::new().len(len).map_anon()?;
+    let _ = map.advise(memmap2::Advice::HugePage);
+    Ok(map)
+}
+
+/// An unnamed temp file in `dir`, reserved on disk up to `len` and mapped writable.
+pub fn fallocated_map(dir: &Path, len: usize) -> io::Result<memmap2::MmapMut> {
+    let file = tempfile::tempfile_in(dir)?;
+    fallocate(&file, len as u64)?;
+    // SAFETY: the file is ours alone (unnamed) and reserved on disk up to `len`.
+    unsafe { memmap2::MmapOptions::new().len(len).map_mut(&file) }
+}
+
 /// Reads the whole generated stream into `dst` in 64 KiB reads.
 fn read_into(dst: &mut [u8], len: u64) -> io::Result<()> {
     let mut source = Generator::new(len);
@@ -732,19 +748,14 @@ pub fn limit(limit: Limit, setup: &Setup) -> io::Result<Duration> {
             Ok(elapsed)
         }
         Limit::MemHuge => {
-            let mut map = memmap2::MmapOptions::new().len(size).map_anon()?;
-            // Advice: where the kernel refuses, this is the plain anonymous copy.
-            let _ = map.advise(memmap2::Advice::HugePage);
+            let mut map = huge_map(size)?;
             read_into(&mut map, len)?;
             let elapsed = start.elapsed();
             std::hint::black_box(&map[..]);
             Ok(elapsed)
         }
         Limit::FileMap => {
-            let file = tempfile::tempfile_in(&setup.temp_dir)?;
-            fallocate(&file, len)?;
-            // SAFETY: the file is ours alone (unnamed) and reserved on disk up to `len`.
-            let mut map = unsafe { memmap2::MmapOptions::new().len(size).map_mut(&file)? };
+            let mut map = fallocated_map(&setup.temp_dir, size)?;
             read_into(&mut map, len)?;
             let elapsed = start.elapsed();
             std::hint::black_box(&map[..]);
@@ -783,8 +794,7 @@ pub fn prewarm(bytes: u64) -> io::Result<()> {
     if len == 0 {
         return Ok(());
     }
-    let mut map = memmap2::MmapOptions::new().len(len).map_anon()?;
-    let _ = map.advise(memmap2::Advice::HugePage);
+    let mut map = huge_map(len)?;
     for page in map.chunks_mut(4096) {
         page[0] = 1;
     }
@@ -803,17 +813,8 @@ pub fn bare_pipeline(setup: &Setup, readers: usize, class: Class) -> io::Result<
     let len = usize::try_from(setup.len).map_err(|_| io::Error::other("too long"))?;
     let start = Instant::now();
     let mut map = match class {
-        Class::Memory => {
-            let map = memmap2::MmapOptions::new().len(len).map_anon()?;
-            let _ = map.advise(memmap2::Advice::HugePage);
-            map
-        }
-        Class::File => {
-            let file = tempfile::tempfile_in(&setup.temp_dir)?;
-            fallocate(&file, setup.len)?;
-            // SAFETY: the file is ours alone (unnamed) and reserved on disk up to `len`.
-            unsafe { memmap2::MmapOptions::new().len(len).map_mut(&file)? }
-        }
+        Class::Memory => huge_map(len)?,
+        Class::File => fallocated_map(&setup.temp_dir, len)?,
     };
     /// The mapping's base, shared by the writer (below the mark: never) and the readers.
     #[derive(Clone, Copy)]
@@ -985,8 +986,7 @@ impl Prepared {
     /// misses than a `Vec` on 4 KiB pages, as streamcache's arena).
     pub fn new_memcpy_hugepage(setup: &Setup) -> io::Result<Prepared> {
         let size = usize::try_from(setup.len).map_err(|_| io::Error::other("too long"))?;
-        let mut map = memmap2::MmapOptions::new().len(size).map_anon()?;
-        let _ = map.advise(memmap2::Advice::HugePage);
+        let mut map = huge_map(size)?;
         read_into(&mut map, setup.len)?;
         Ok(Prepared::MemcpyHuge(map))
     }
