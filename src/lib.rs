@@ -300,9 +300,9 @@
 //! to the machine's own limits, in one run, and prints the ratios. It also runs the same
 //! dataflow with no library at all (one writer, readers spinning on an atomic), so that a ratio
 //! below target shows whether the machine, its memory bandwidth shared by the writer and every
-//! reader, allows more. The criterion benches in
-//! `benches/` measure the same workloads one by one. `cargo run --release --example fanout`
-//! prints the stream's MB/s and each reader's for your machine.
+//! reader, allows more. The criterion benches in `benches/` measure the same workloads one by
+//! one. `cargo run --release --example fanout` prints the stream's MB/s and each reader's for
+//! your machine.
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 // Cargo.toml allows this lint for the tests, which only the latest stable builds; the library

@@ -3,9 +3,8 @@
 //!
 //! This crate holds no copy of the protocol: with `--cfg streamcache_loom` it compiles the very
 //! files that ship, `src/sync.rs`, `src/watermark.rs` and the async waiter `src/wait_async.rs`,
-//! and `sync.rs` then hands
-//! `watermark.rs` loom's atomics, mutex, condition variable and `Arc` instead of std's and
-//! parking_lot's. The models live in `models.rs` (inside this crate, because the watermark's items
+//! and `sync.rs` then hands `watermark.rs` loom's atomics, mutex, condition variable and `Arc`
+//! instead of std's and parking_lot's. The models live in `models.rs` (inside this crate, because the watermark's items
 //! are `pub(crate)`).
 //!
 //! Without the cfg this crate is empty, so `cargo test --workspace` and clippy build nothing of
