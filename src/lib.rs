@@ -330,6 +330,31 @@ pub use builder::Builder;
 pub use cache::{Status, StreamCache};
 pub use reader::Reader;
 
+/// The error kinds after which a resumable source ([`Builder::spawn_resumable`]) is opened
+/// again at the offset it reached, within [`Builder::retries`]. Every other kind (`NotFound`,
+/// `PermissionDenied`, `InvalidData`, …) fails the stream at once.
+///
+/// `UnexpectedEof` stands for a source that ended before [`Builder::expected_len`];
+/// `Interrupted` from a read is retried at once on the same reader, and counts here only when
+/// `open` itself returns it.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::ErrorKind;
+///
+/// assert!(streamcache::TRANSIENT_ERROR_KINDS.contains(&ErrorKind::ConnectionReset));
+/// assert!(!streamcache::TRANSIENT_ERROR_KINDS.contains(&ErrorKind::NotFound));
+/// ```
+pub const TRANSIENT_ERROR_KINDS: &[std::io::ErrorKind] = &[
+    std::io::ErrorKind::ConnectionReset,
+    std::io::ErrorKind::ConnectionAborted,
+    std::io::ErrorKind::BrokenPipe,
+    std::io::ErrorKind::TimedOut,
+    std::io::ErrorKind::Interrupted,
+    std::io::ErrorKind::UnexpectedEof,
+];
+
 /// The README's example, compiled and run as a doc test so that it cannot go stale.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -10,16 +10,8 @@ use std::time::Duration;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Errors after which opening the source again at the same offset may succeed.
-pub(crate) fn is_transient(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::ConnectionReset
-            | ErrorKind::ConnectionAborted
-            | ErrorKind::BrokenPipe
-            | ErrorKind::TimedOut
-            | ErrorKind::Interrupted
-            | ErrorKind::UnexpectedEof
-    )
+fn is_transient(kind: ErrorKind) -> bool {
+    crate::TRANSIENT_ERROR_KINDS.contains(&kind)
 }
 
 /// When and how often to re-open.
