@@ -1,23 +1,18 @@
 //! [`Builder`]: the settings of a cache, and starting its filler thread.
 
 use crate::cache::StreamCache;
-use crate::filler::{ChunkReader, Filler};
+use crate::filler;
 use crate::range::invalid_input;
-use crate::resume::{Resumable, RetryPolicy};
+use crate::settings::Settings;
 use crate::shared::Shared;
-use crate::storage::{Layout, Writer};
-use crate::stream_source::BlockingStream;
+use crate::source::{BlockingStream, Chunks, Plain, Resumable, Source};
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-const DEFAULT_MEMORY_LIMIT: usize = 8 << 20;
-const DEFAULT_CHUNK_SIZE: usize = 64 << 10;
 const DEFAULT_THREAD_NAME: &str = "streamcache-filler";
-const DEFAULT_RETRIES: u32 = 3;
-const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Settings for a [`StreamCache`], then [`spawn`](Builder::spawn) to start reading.
 ///
@@ -37,32 +32,10 @@ const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
 /// assert_eq!(cache.wait_complete()?, 1 << 20);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Builder {
-    memory_limit: usize,
-    temp_dir: Option<PathBuf>,
-    expected_len: Option<u64>,
-    max_len: Option<u64>,
-    chunk_size: usize,
+    settings: Settings,
     thread_name: Option<String>,
-    retry: RetryPolicy,
-}
-
-impl Default for Builder {
-    fn default() -> Self {
-        Self {
-            memory_limit: DEFAULT_MEMORY_LIMIT,
-            temp_dir: None,
-            expected_len: None,
-            max_len: None,
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            thread_name: None,
-            retry: RetryPolicy {
-                retries: DEFAULT_RETRIES,
-                first_backoff: DEFAULT_BACKOFF,
-            },
-        }
-    }
 }
 
 impl Builder {
@@ -77,7 +50,7 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn memory_limit(mut self, bytes: usize) -> Builder {
-        self.memory_limit = bytes;
+        self.settings.memory_limit = bytes;
         self
     }
 
@@ -89,11 +62,21 @@ impl Builder {
     /// ```
     /// let cache = streamcache::StreamCache::builder()
     ///     .temp_dir(std::env::temp_dir())
+    ///     .memory_limit(0) // straight to the spill file
     ///     .spawn(&b"x"[..])?;
+    /// assert_eq!(cache.slice(..)?, b"x");
+    ///
+    /// // A directory that cannot hold the file fails the stream, and the error names it.
+    /// let cache = streamcache::StreamCache::builder()
+    ///     .temp_dir("/no/such/dir")
+    ///     .memory_limit(0)
+    ///     .spawn(&b"x"[..])?;
+    /// let error = cache.wait_complete().unwrap_err();
+    /// assert!(error.to_string().contains("/no/such/dir"), "{error}");
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn temp_dir(mut self, dir: impl Into<PathBuf>) -> Builder {
-        self.temp_dir = Some(dir.into());
+        self.settings.temp_dir = Some(dir.into());
         self
     }
 
@@ -108,7 +91,7 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn expected_len(mut self, len: u64) -> Builder {
-        self.expected_len = Some(len);
+        self.settings.expected_len = Some(len);
         self
     }
 
@@ -126,7 +109,7 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn max_len(mut self, len: u64) -> Builder {
-        self.max_len = Some(len);
+        self.settings.max_len = Some(len);
         self
     }
 
@@ -141,7 +124,7 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn chunk_size(mut self, bytes: usize) -> Builder {
-        self.chunk_size = bytes;
+        self.settings.chunk_size = bytes;
         self
     }
 
@@ -150,7 +133,19 @@ impl Builder {
     /// # Examples
     ///
     /// ```
-    /// let cache = streamcache::StreamCache::builder().thread_name("fetch").spawn(&b""[..])?;
+    /// use std::io::Read;
+    ///
+    /// // A source that reports the name of the thread it is read on.
+    /// struct WhoReads;
+    /// impl Read for WhoReads {
+    ///     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+    ///         std::thread::current().name().unwrap_or("?").as_bytes().read(buf)
+    ///     }
+    /// }
+    /// let cache = streamcache::StreamCache::builder()
+    ///     .thread_name("fetch")
+    ///     .spawn(WhoReads.take(5))?;
+    /// assert_eq!(cache.slice(..)?, b"fetch");
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
@@ -165,10 +160,29 @@ impl Builder {
     /// # Examples
     ///
     /// ```
-    /// let builder = streamcache::StreamCache::builder().retries(5);
+    /// use std::io::{Cursor, Error, ErrorKind};
+    /// use std::time::Duration;
+    ///
+    /// // `open` is refused four times before it succeeds: three retries are too few, five do.
+    /// let flaky = |retries| {
+    ///     let mut refusals = 4;
+    ///     streamcache::StreamCache::builder()
+    ///         .retries(retries)
+    ///         .retry_backoff(Duration::from_millis(1))
+    ///         .spawn_resumable(move |_offset| {
+    ///             if refusals > 0 {
+    ///                 refusals -= 1;
+    ///                 return Err(Error::new(ErrorKind::ConnectionReset, "refused"));
+    ///             }
+    ///             Ok(Cursor::new(b"data"))
+    ///         })
+    /// };
+    /// assert_eq!(flaky(3)?.wait_complete().unwrap_err().kind(), ErrorKind::ConnectionReset);
+    /// assert_eq!(flaky(5)?.slice(..)?, b"data");
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn retries(mut self, n: u32) -> Builder {
-        self.retry.retries = n;
+        self.settings.retry.retries = n;
         self
     }
 
@@ -179,12 +193,27 @@ impl Builder {
     /// # Examples
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::io::{Cursor, Error, ErrorKind};
+    /// use std::time::{Duration, Instant};
     ///
-    /// let builder = streamcache::StreamCache::builder().retry_backoff(Duration::from_millis(10));
+    /// // Refused twice: the re-opens wait 10 ms, then 20 ms.
+    /// let mut refusals = 2;
+    /// let start = Instant::now();
+    /// let cache = streamcache::StreamCache::builder()
+    ///     .retry_backoff(Duration::from_millis(10))
+    ///     .spawn_resumable(move |_offset| {
+    ///         if refusals > 0 {
+    ///             refusals -= 1;
+    ///             return Err(Error::new(ErrorKind::TimedOut, "busy"));
+    ///         }
+    ///         Ok(Cursor::new(b"data"))
+    ///     })?;
+    /// assert_eq!(cache.slice(..)?, b"data");
+    /// assert!(start.elapsed() >= Duration::from_millis(30));
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn retry_backoff(mut self, first: Duration) -> Builder {
-        self.retry.first_backoff = first;
+        self.settings.retry.first_backoff = first;
         self
     }
 
@@ -203,7 +232,7 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn spawn(self, source: impl Read + Send + 'static) -> io::Result<StreamCache> {
-        self.start(move || source)
+        self.start(move |_| Plain(source))
     }
 
     /// Starts a filler thread that copies the chunks of `chunks` into the cache, in order (the
@@ -231,7 +260,7 @@ impl Builder {
         B: AsRef<[u8]>,
     {
         let chunks = chunks.into_iter();
-        self.start(move || ChunkReader::new(chunks))
+        self.start(move |_| Chunks::new(chunks))
     }
 
     /// Starts a filler thread that drives an async `Stream` of chunks (the shape of
@@ -271,7 +300,7 @@ impl Builder {
         S: futures_core::Stream<Item = io::Result<B>> + Send + 'static,
         B: AsRef<[u8]>,
     {
-        self.start_with(move |shared| ChunkReader::new(BlockingStream::new(stream, shared)))
+        self.start(move |shared| Chunks::new(BlockingStream::new(stream, Arc::clone(shared))))
     }
 
     /// Starts a filler thread over a source that can be opened again where it broke, such as
@@ -315,45 +344,26 @@ impl Builder {
         F: FnMut(u64) -> io::Result<R> + Send + 'static,
         R: Read + Send + 'static,
     {
-        let policy = self.retry;
-        self.start_with(move |shared| Resumable::new(open, policy, shared))
+        self.start(move |_| Resumable::new(open))
     }
 
-    /// Spawns the filler over the source that `open` makes on the filler thread.
-    fn start<R: Read>(self, open: impl FnOnce() -> R + Send + 'static) -> io::Result<StreamCache> {
-        self.start_with(move |_| open())
-    }
-
-    /// As `start`, for sources that need the shared state (to notice cancellation).
-    fn start_with<R: Read>(
+    /// Spawns the filler thread over the source that `open` makes there (given the shared
+    /// state, for sources that must notice cancellation while they wait).
+    fn start<S: Source>(
         self,
-        open: impl FnOnce(Arc<Shared>) -> R + Send + 'static,
+        open: impl FnOnce(&Arc<Shared>) -> S + Send + 'static,
     ) -> io::Result<StreamCache> {
-        if self.chunk_size == 0 {
+        if self.settings.chunk_size == 0 {
             return Err(invalid_input("chunk_size must be at least 1".to_owned()));
         }
-        let shared = Arc::new(Shared::new(self.expected_len));
-        let filler = Filler {
-            shared: Arc::clone(&shared),
-            writer: Writer::new(Layout {
-                memory_limit: self.memory_limit,
-                temp_dir: self.temp_dir.unwrap_or_else(std::env::temp_dir),
-                expected_len: self.expected_len,
-                max_len: self.max_len,
-            }),
-            chunk_size: self.chunk_size,
-            max_len: self.max_len,
-        };
-        let cache = StreamCache::from_shared(shared);
+        let shared = Arc::new(Shared::new(self.settings));
+        let cache = StreamCache::from_shared(Arc::clone(&shared));
         thread::Builder::new()
             .name(
                 self.thread_name
                     .unwrap_or_else(|| DEFAULT_THREAD_NAME.to_owned()),
             )
-            .spawn(move || {
-                let shared = Arc::clone(&filler.shared);
-                filler.run(move || open(shared))
-            })?;
+            .spawn(move || filler::run(shared, open))?;
         Ok(cache)
     }
 }

@@ -1,49 +1,16 @@
-//! [`StreamCache`]: the shared handle over one stream, and [`Status`].
+//! [`StreamCache`]: the shared handle over one stream.
 
 use crate::builder::Builder;
 use crate::range::{invalid_input, Span};
 use crate::reader::Reader;
 use crate::shared::Shared;
-use crate::watermark::Phase;
+use crate::status::Status;
 use bytes::Bytes;
 use std::fmt;
 use std::io::{self, Read};
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Where a stream stands, as seen by [`StreamCache::status`].
-///
-/// # Examples
-///
-/// ```
-/// use streamcache::{Status, StreamCache};
-///
-/// let cache = StreamCache::new(&b"hello"[..])?;
-/// cache.wait_complete()?;
-/// assert_eq!(cache.status(), Status::Complete { len: 5 });
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// The source is still being read; `available` bytes can be read now.
-    Filling {
-        /// Bytes published so far.
-        available: u64,
-    },
-    /// The source ended; the stream is `len` bytes long.
-    Complete {
-        /// The stream's final length.
-        len: u64,
-    },
-    /// The source failed after `available` bytes, which stay readable.
-    Failed {
-        /// Bytes published before the failure.
-        available: u64,
-        /// The kind of the source's error.
-        error: io::ErrorKind,
-    },
-}
 
 /// One byte stream, read once by a background filler thread, readable by many threads at once.
 ///
@@ -96,7 +63,7 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.shared.cancel();
+        self.shared.cancel.cancel();
     }
 }
 
@@ -146,7 +113,7 @@ impl StreamCache {
     }
 
     #[inline]
-    fn shared(&self) -> &Shared {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.handle.shared
     }
 
@@ -382,7 +349,7 @@ impl StreamCache {
     fn spin_for(&self, target: u64) {
         let backoff = crossbeam::utils::Backoff::new();
         while self.available() < target && !backoff.is_completed() {
-            if !self.shared().mark.phase_is_filling() {
+            if !self.shared().mark.is_filling() {
                 return;
             }
             backoff.snooze();
@@ -424,11 +391,7 @@ impl StreamCache {
         &self,
         offset: u64,
     ) -> impl std::future::Future<Output = io::Result<u64>> + Send + 'static {
-        self.wait_future(offset)
-    }
-
-    pub(crate) fn wait_future(&self, offset: u64) -> crate::wait_async::WaitFor<Arc<Shared>> {
-        crate::wait_async::WaitFor::new(Arc::clone(&self.handle.shared), offset)
+        crate::wait_async::WaitFor::new(Arc::clone(self.shared()), offset)
     }
 
     /// As [`bytes`](Self::bytes), without blocking a thread while the range arrives.
@@ -552,8 +515,8 @@ impl StreamCache {
     // `len` is `None` until the stream ends, so an `is_empty` would be ambiguous.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> Option<u64> {
-        match self.shared().mark.phase() {
-            Phase::Complete { len } => Some(len),
+        match self.status() {
+            Status::Complete { len } => Some(len),
             _ => None,
         }
     }
@@ -586,7 +549,7 @@ impl StreamCache {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn expected_len(&self) -> Option<u64> {
-        self.shared().expected_len
+        self.shared().settings.expected_len
     }
 
     /// Where the stream stands now. Never waits.
@@ -607,11 +570,7 @@ impl StreamCache {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn status(&self) -> Status {
-        match self.shared().mark.phase() {
-            Phase::Filling { available } => Status::Filling { available },
-            Phase::Complete { len } => Status::Complete { len },
-            Phase::Failed { available, error } => Status::Failed { available, error },
-        }
+        self.shared().mark.status()
     }
 }
 
@@ -625,7 +584,7 @@ impl fmt::Debug for StreamCache {
 }
 
 /// `offset + len` must fit in `u64`.
-pub(crate) fn check_len(offset: u64, len: usize) -> io::Result<()> {
+fn check_len(offset: u64, len: usize) -> io::Result<()> {
     match offset.checked_add(len as u64) {
         Some(_) => Ok(()),
         None => Err(invalid_input(format!(

@@ -314,21 +314,24 @@
 mod async_io;
 mod builder;
 mod cache;
+mod cancel;
 mod filler;
 mod range;
 mod reader;
-mod resume;
+mod settings;
 mod shared;
+mod source;
+mod status;
 mod storage;
-mod stream_source;
 mod sync;
 mod wait_async;
 mod watermark;
 mod zero_copy;
 
 pub use builder::Builder;
-pub use cache::{Status, StreamCache};
+pub use cache::StreamCache;
 pub use reader::Reader;
+pub use status::Status;
 
 /// The error kinds after which a resumable source ([`Builder::spawn_resumable`]) is opened
 /// again at the offset it reached, within [`Builder::retries`]. Every other kind (`NotFound`,

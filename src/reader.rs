@@ -2,13 +2,7 @@
 
 use crate::cache::StreamCache;
 use crate::range::invalid_input;
-use crate::shared::Shared;
-use crate::wait_async::WaitFor;
-use std::future::Future;
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 
 /// A cursor over a [`StreamCache`]: `Read + BufRead + Seek`, blocking only for bytes that have
 /// not arrived yet.
@@ -45,16 +39,11 @@ use std::task::{Context, Poll};
 /// ```
 #[derive(Debug)]
 pub struct Reader {
-    cache: StreamCache,
-    pos: u64,
-    /// Async only: the wait this reader's task is registered for. Dropped (deregistered) as
-    /// soon as it resolves or the reader drops; the cursor moves only when bytes are handed out.
-    pending: Option<WaitFor<Arc<Shared>>>,
-    /// Async only: a seek submitted by tokio's `start_seek`, completed by `poll_complete`.
-    /// A read drops it (its future was abandoned); a later seek first completes it, as tokio's
-    /// `AsyncSeek` contract has it.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    seek: Option<SeekFrom>,
+    pub(crate) cache: StreamCache,
+    pub(crate) pos: u64,
+    /// What an async read or seek left pending (`async_io.rs`).
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) pending: crate::async_io::Pending,
 }
 
 impl Clone for Reader {
@@ -69,8 +58,8 @@ impl Reader {
         Self {
             cache,
             pos,
-            pending: None,
-            seek: None,
+            #[cfg(any(feature = "tokio", feature = "futures-io"))]
+            pending: Default::default(),
         }
     }
 
@@ -109,90 +98,9 @@ impl Reader {
     }
 }
 
-/// The async core, shared by the tokio and futures-io trait impls. The names differ from the
-/// trait methods' on purpose: an inherent method of the same name would shadow the trait's.
 impl Reader {
-    /// Resolves once `target` bytes are available or the stream has ended, registering the
-    /// task's waker with the watermark in between.
-    fn poll_wait(&mut self, cx: &mut Context<'_>, target: u64) -> Poll<io::Result<u64>> {
-        let available = self.cache.available();
-        if available >= target {
-            self.pending = None;
-            return Poll::Ready(Ok(available));
-        }
-        let wait = match &mut self.pending {
-            Some(wait) if wait.target() == target => wait,
-            pending => pending.insert(self.cache.wait_future(target)),
-        };
-        let result = Pin::new(wait).poll(cx);
-        if result.is_ready() {
-            self.pending = None;
-        }
-        result
-    }
-
-    /// `fill_buf` without blocking: the cache's bytes from the cursor on, empty at the end.
-    ///
-    /// A seek submitted with [`submit_seek`](Self::submit_seek) and not completed is dropped
-    /// here: its future was abandoned, and a read never waits for a seek nobody awaits.
-    #[cfg_attr(not(any(feature = "tokio", feature = "futures-io")), allow(dead_code))]
-    pub(crate) fn poll_bytes_at_cursor(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
-        self.seek = None;
-        let Some(next) = self.pos.checked_add(1) else {
-            return Poll::Ready(Ok(&[]));
-        };
-        match self.poll_wait(cx, next) {
-            Poll::Ready(Ok(available)) => Poll::Ready(Ok(self.bytes_at_cursor(available))),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Hands what [`poll_bytes_at_cursor`](Self::poll_bytes_at_cursor) offers, at most `room`
-    /// bytes, to `put`, and moves the cursor past them: the one copy of an async `read`.
-    #[cfg_attr(not(any(feature = "tokio", feature = "futures-io")), allow(dead_code))]
-    pub(crate) fn poll_copy_out(
-        &mut self,
-        cx: &mut Context<'_>,
-        room: usize,
-        put: impl FnOnce(&[u8]),
-    ) -> Poll<io::Result<usize>> {
-        if room == 0 {
-            return Poll::Ready(Ok(0));
-        }
-        let n = match self.poll_bytes_at_cursor(cx) {
-            Poll::Ready(Ok(bytes)) => {
-                let n = bytes.len().min(room);
-                put(&bytes[..n]);
-                n
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
-        };
-        self.pos += n as u64;
-        Poll::Ready(Ok(n))
-    }
-
-    /// `seek` without blocking: only `SeekFrom::End` can wait (for the end of the stream).
-    #[cfg_attr(not(any(feature = "tokio", feature = "futures-io")), allow(dead_code))]
-    pub(crate) fn poll_seek_to(
-        &mut self,
-        cx: &mut Context<'_>,
-        to: SeekFrom,
-    ) -> Poll<io::Result<u64>> {
-        let len = match to {
-            SeekFrom::End(_) => match self.poll_wait(cx, u64::MAX) {
-                Poll::Ready(Ok(len)) => len,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            },
-            _ => 0,
-        };
-        Poll::Ready(self.seek_with_len(to, len))
-    }
-
     /// Moves the cursor; `len` is the stream's length, needed only for `SeekFrom::End`.
-    fn seek_with_len(&mut self, to: SeekFrom, len: u64) -> io::Result<u64> {
+    pub(crate) fn seek_with_len(&mut self, to: SeekFrom, len: u64) -> io::Result<u64> {
         let (base, delta) = match to {
             SeekFrom::Start(offset) => (offset, 0),
             SeekFrom::Current(delta) => (self.pos, delta),
@@ -209,30 +117,9 @@ impl Reader {
         }
     }
 
-    /// tokio's two-step seek, first step: remembers `to` for
-    /// [`poll_submitted_seek`](Self::poll_submitted_seek); a later submission replaces it.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn submit_seek(&mut self, to: SeekFrom) {
-        self.seek = Some(to);
-    }
-
-    /// tokio's two-step seek, second step: completes the submitted seek (waiting for the end of
-    /// the stream if it is from the end), or returns the cursor when none is submitted.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn poll_submitted_seek(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
-        let Some(to) = self.seek else {
-            return Poll::Ready(Ok(self.pos));
-        };
-        let result = self.poll_seek_to(cx, to);
-        if result.is_ready() {
-            self.seek = None;
-        }
-        result
-    }
-
     /// The cache's bytes from the cursor up to `available` (empty at or past it): the slice
     /// both `fill_buf`s hand out.
-    fn bytes_at_cursor(&self, available: u64) -> &[u8] {
+    pub(crate) fn bytes_at_cursor(&self, available: u64) -> &[u8] {
         if available <= self.pos {
             return &[];
         }

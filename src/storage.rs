@@ -7,11 +7,11 @@
 //! is written through the mapping (invariant 5), and hands out raw regions at or above the mark
 //! (invariant 2).
 
+use crate::settings::Settings;
+use crate::sync::Mutex;
 use memmap2::{MmapOptions, MmapRaw};
-use parking_lot::Mutex;
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -111,21 +111,6 @@ impl Storage {
         self.base.store(base, Ordering::Release);
         base
     }
-
-    /// How many regions are mapped (tests).
-    #[allow(dead_code)]
-    pub(crate) fn region_count(&self) -> usize {
-        self.regions.lock().len()
-    }
-}
-
-/// What the writer needs to know about where to put the stream.
-#[derive(Debug, Clone)]
-pub(crate) struct Layout {
-    pub(crate) memory_limit: usize,
-    pub(crate) temp_dir: PathBuf,
-    pub(crate) expected_len: Option<u64>,
-    pub(crate) max_len: Option<u64>,
 }
 
 /// The spill file and its one growing mapping.
@@ -140,7 +125,6 @@ struct Spill {
 
 /// The filler's side of the storage. Only the filler thread has one.
 pub(crate) struct Writer {
-    layout: Layout,
     /// Bytes `[0, pos)` are written; the next write goes at `pos`.
     pos: u64,
     arena: Option<(*mut u8, u64)>,
@@ -153,9 +137,8 @@ pub(crate) struct Writer {
 unsafe impl Send for Writer {}
 
 impl Writer {
-    pub(crate) fn new(layout: Layout) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
-            layout,
             pos: 0,
             arena: None,
             spill: None,
@@ -170,8 +153,8 @@ impl Writer {
     /// True when the next byte would be the first to go to the spill file, which does not exist
     /// yet. The filler then reads into a buffer first, so that a stream that ends exactly at
     /// the memory limit never creates (or needs) a file.
-    pub(crate) fn at_spill_point(&self) -> bool {
-        self.spill.is_none() && self.pos >= self.arena_cap()
+    pub(crate) fn at_spill_point(&self, settings: &Settings) -> bool {
+        self.spill.is_none() && self.pos >= self.arena_cap(settings)
     }
 
     /// A region of at most `want` (> 0) bytes at `pos`, installed in `storage` and safe to
@@ -179,14 +162,19 @@ impl Writer {
     ///
     /// The returned slice is above every published mark, so no reader can hold a reference into
     /// it (invariant 2); it must be written and [`commit`](Self::commit)ted before publishing.
-    pub(crate) fn next_region(&mut self, storage: &Storage, want: usize) -> io::Result<&mut [u8]> {
+    pub(crate) fn next_region(
+        &mut self,
+        storage: &Storage,
+        settings: &Settings,
+        want: usize,
+    ) -> io::Result<&mut [u8]> {
         debug_assert!(want > 0);
         let want = want as u64;
-        let (base, len) = match self.arena_room(storage)? {
+        let (base, len) = match self.arena_room(storage, settings)? {
             Some((base, room)) => (base, want.min(room)),
             None => {
                 let end = self.pos.checked_add(want).ok_or_else(too_long)?;
-                (self.spill(storage, end)?, want)
+                (self.spill(storage, settings, end)?, want)
             }
         };
         // SAFETY: `base` is the start of a live mapping (kept in `storage`) covering
@@ -202,18 +190,22 @@ impl Writer {
     }
 
     /// The arena's capacity: as mapped once it exists, as configured before.
-    fn arena_cap(&self) -> u64 {
-        match (self.arena, self.layout.max_len) {
+    fn arena_cap(&self, settings: &Settings) -> u64 {
+        match (self.arena, settings.max_len) {
             (Some((_, cap)), _) => cap,
-            (None, Some(max)) => (self.layout.memory_limit as u64).min(max),
-            (None, None) => self.layout.memory_limit as u64,
+            (None, Some(max)) => (settings.memory_limit as u64).min(max),
+            (None, None) => settings.memory_limit as u64,
         }
     }
 
     /// The arena's base and the room left in it at `pos`, or `None` once the stream has
     /// outgrown it (or there is none: `memory_limit` 0).
-    fn arena_room(&mut self, storage: &Storage) -> io::Result<Option<(*mut u8, u64)>> {
-        let cap = self.arena_cap();
+    fn arena_room(
+        &mut self,
+        storage: &Storage,
+        settings: &Settings,
+    ) -> io::Result<Option<(*mut u8, u64)>> {
+        let cap = self.arena_cap(settings);
         if self.pos >= cap {
             return Ok(None);
         }
@@ -243,26 +235,26 @@ impl Writer {
     }
 
     /// The spill mapping's base, with the file reserved and mapped up to `end`.
-    fn spill(&mut self, storage: &Storage, end: u64) -> io::Result<*mut u8> {
+    fn spill(&mut self, storage: &Storage, settings: &Settings, end: u64) -> io::Result<*mut u8> {
         let first = self.spill.is_none();
         if first {
             self.spill = Some(Spill {
-                file: self.create_file()?,
+                file: create_file(settings)?,
                 base: ptr::null_mut(),
                 map_len: 0,
                 reserved: 0,
             });
         }
-        let hint = self.hint(end);
+        let hint = hint(settings, end);
         let spill = self.spill.as_mut().expect("created above");
         // The first reservation is sized by the hint, when there is one.
         let goal = if first { hint } else { end };
-        reserve(spill, goal, end, &self.layout)?;
+        reserve(spill, goal, end, settings)?;
         if end > spill.map_len {
             let want = if os::MAP_PAST_END_OF_FILE {
                 // Far ahead of the file, so that the file grows under one mapping.
                 let len = spill.map_len.saturating_mul(2).max(FIRST_MAP_LEN).max(hint);
-                self.layout.max_len.map_or(len, |max| len.min(max.max(end)))
+                settings.max_len.map_or(len, |max| len.min(max.max(end)))
             } else {
                 // Views end at the file: the whole reservation, which covers `end`.
                 spill.reserved
@@ -285,33 +277,33 @@ impl Writer {
         }
         Ok(spill.base)
     }
+}
 
-    /// The unnamed spill file (invariant 4); an error names the directory as it was given.
-    fn create_file(&self) -> io::Result<File> {
-        let dir = &self.layout.temp_dir;
-        tempfile::tempfile_in(dir).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot create the spill file in {}: {e}", dir.display()),
-            )
-        })
-    }
+/// The unnamed spill file (invariant 4); an error names the directory as it was given.
+fn create_file(settings: &Settings) -> io::Result<File> {
+    let dir = settings.temp_dir();
+    tempfile::tempfile_in(&dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot create the spill file in {}: {e}", dir.display()),
+        )
+    })
+}
 
-    /// How much of the file to reserve and map at first: the `expected_len` hint, unless it
-    /// is beyond anything plausible (`u64::MAX` for "unknown", say), and at least `end`.
-    fn hint(&self, end: u64) -> u64 {
-        self.layout
-            .expected_len
-            .filter(|&len| len <= MAX_HINT)
-            .unwrap_or(0)
-            .max(end)
-    }
+/// How much of the file to reserve and map at first: the `expected_len` hint, unless it is
+/// beyond anything plausible (`u64::MAX` for "unknown", say), and at least `end`.
+fn hint(settings: &Settings, end: u64) -> u64 {
+    settings
+        .expected_len
+        .filter(|&len| len <= MAX_HINT)
+        .unwrap_or(0)
+        .max(end)
 }
 
 /// Reserves file space up to at least `end`, aiming for `goal` or one large step, whichever is
 /// more (invariant 5). On a nearly full disk a large reservation may fail where the exact
 /// amount still fits: then only the exact amount is taken.
-fn reserve(spill: &mut Spill, goal: u64, end: u64, layout: &Layout) -> io::Result<()> {
+fn reserve(spill: &mut Spill, goal: u64, end: u64, settings: &Settings) -> io::Result<()> {
     if end <= spill.reserved {
         return Ok(());
     }
@@ -319,7 +311,7 @@ fn reserve(spill: &mut Spill, goal: u64, end: u64, layout: &Layout) -> io::Resul
     let mut goal = goal.max(spill.reserved.saturating_add(step));
     // Never more than can be mapped, or than the stream may hold.
     goal = goal
-        .min(layout.max_len.unwrap_or(MAX_MAP_LEN).min(MAX_MAP_LEN))
+        .min(settings.max_len.unwrap_or(MAX_MAP_LEN).min(MAX_MAP_LEN))
         .max(end);
     let result = os::allocate(&spill.file, spill.reserved, goal)
         .or_else(|_| os::allocate(&spill.file, spill.reserved, end).map(|()| goal = end));
@@ -332,7 +324,7 @@ fn reserve(spill: &mut Spill, goal: u64, end: u64, layout: &Layout) -> io::Resul
             e.kind(),
             format!(
                 "cannot reserve {end} bytes of spill file in {}: {e}",
-                layout.temp_dir.display()
+                settings.temp_dir().display()
             ),
         )),
     }

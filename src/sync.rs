@@ -12,7 +12,7 @@ mod imp {
     pub(crate) use std::sync::Arc;
 
     /// Waits on `cond` until notified or `deadline` passes; true when the deadline passed.
-    pub(crate) fn wait_until<T>(
+    pub(crate) fn wait_deadline<T>(
         cond: &Condvar,
         guard: &mut MutexGuard<'_, T>,
         deadline: std::time::Instant,
@@ -65,7 +65,7 @@ mod imp {
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
 
     /// A guard that can be handed to [`Condvar::wait`] by `&mut`, as with parking_lot. It keeps
-    /// its mutex so that a timed-out wait can release and retake the lock (see [`wait_until`]).
+    /// its mutex so that a timed-out wait can release and retake the lock (see [`wait_deadline`]).
     pub(crate) struct MutexGuard<'a, T> {
         mutex: &'a loom::sync::Mutex<T>,
         guard: Option<loom::sync::MutexGuard<'a, T>>,
@@ -122,7 +122,7 @@ mod imp {
     /// released and retaken (as a real timed-out wait does, so other threads may run in between)
     /// and the wait reports a timeout, which lets models drive the timeout path. Any later
     /// deadline is an untimed wait (loom's condvar never times out): the wake-up wins the race.
-    pub(crate) fn wait_until<T>(
+    pub(crate) fn wait_deadline<T>(
         cond: &Condvar,
         guard: &mut MutexGuard<'_, T>,
         deadline: std::time::Instant,

@@ -3,7 +3,7 @@
 //! Like `watermark.rs`, this file is compiled unchanged by `loom-tests`, whose models poll this
 //! very future; so it knows the watermark only through [`MarkHandle`], not the cache's `Shared`.
 
-use crate::watermark::{Poll as MarkPoll, Watermark};
+use crate::watermark::{WaitPoll, Watermark};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -35,7 +35,8 @@ impl<H: MarkHandle> WaitFor<H> {
         }
     }
 
-    /// The offset this future waits for.
+    /// The offset this future waits for (an async `Reader` reuses a wait for the same one).
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
     pub(crate) fn target(&self) -> u64 {
         self.target
     }
@@ -54,8 +55,8 @@ impl<H: MarkHandle> Future for WaitFor<H> {
             .mark()
             .poll_wait(this.target, this.registration.take(), cx.waker())
         {
-            MarkPoll::Ready(result) => Poll::Ready(result),
-            MarkPoll::Pending(id) => {
+            WaitPoll::Ready(result) => Poll::Ready(result),
+            WaitPoll::Pending(id) => {
                 this.registration = Some(id);
                 Poll::Pending
             }
@@ -66,7 +67,7 @@ impl<H: MarkHandle> Future for WaitFor<H> {
 impl<H: MarkHandle> Drop for WaitFor<H> {
     fn drop(&mut self) {
         if let Some(id) = self.registration.take() {
-            self.handle.mark().cancel(id);
+            self.handle.mark().forget(id);
         }
     }
 }

@@ -19,7 +19,8 @@
 //!
 //! This file is compiled unchanged by `loom-tests` with loom's primitives (see `sync.rs`).
 
-use crate::sync::{fence, wait_until, Arc, AtomicU64, AtomicU8, Condvar, Mutex, Ordering};
+use crate::status::Status;
+use crate::sync::{fence, wait_deadline, Arc, AtomicU64, AtomicU8, Condvar, Mutex, Ordering};
 use std::fmt;
 use std::io;
 use std::task::Waker;
@@ -29,26 +30,12 @@ const FILLING: u8 = 0;
 const COMPLETE: u8 = 1;
 const FAILED: u8 = 2;
 
-/// Where the stream stands, read without waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// Still arriving; `available` bytes are readable.
-    Filling { available: u64 },
-    /// The source ended after `len` bytes.
-    Complete { len: u64 },
-    /// The source failed after `available` bytes.
-    Failed {
-        available: u64,
-        error: io::ErrorKind,
-    },
-}
-
 /// The mark, the terminal state and the parked waiters.
 pub(crate) struct Watermark {
     /// Bytes `[0, mark)` are written and never change again (invariant 1).
     mark: AtomicU64,
     /// `FILLING`, `COMPLETE` or `FAILED`; changes only under `waiters`' lock.
-    phase: AtomicU8,
+    state: AtomicU8,
     /// The smallest target of any registered waiter, `u64::MAX` when none; written under the lock.
     lowest_target: AtomicU64,
     waiters: Mutex<Waiters>,
@@ -162,7 +149,7 @@ impl Failure {
 }
 
 /// The outcome of one registration attempt by an async waiter.
-pub(crate) enum Poll {
+pub(crate) enum WaitPoll {
     /// The target is reached (or the stream ended): the available mark.
     Ready(io::Result<u64>),
     /// Registered (or re-registered) under this id; the waker will be woken.
@@ -173,7 +160,7 @@ impl Watermark {
     pub(crate) fn new() -> Self {
         Self {
             mark: AtomicU64::new(0),
-            phase: AtomicU8::new(FILLING),
+            state: AtomicU8::new(FILLING),
             lowest_target: AtomicU64::new(u64::MAX),
             waiters: Mutex::new(Waiters::default()),
         }
@@ -186,18 +173,18 @@ impl Watermark {
     }
 
     /// Where the stream stands, without waiting.
-    pub(crate) fn phase(&self) -> Phase {
-        match self.phase.load(Ordering::Acquire) {
-            FILLING => Phase::Filling {
+    pub(crate) fn status(&self) -> Status {
+        match self.state.load(Ordering::Acquire) {
+            FILLING => Status::Filling {
                 available: self.available(),
             },
-            COMPLETE => Phase::Complete {
+            COMPLETE => Status::Complete {
                 len: self.available(),
             },
             _ => {
                 let g = self.waiters.lock();
                 let f = g.failure.as_ref().expect("FAILED is set with its failure");
-                Phase::Failed {
+                Status::Failed {
                     available: f.offset,
                     error: f.error.kind(),
                 }
@@ -207,8 +194,8 @@ impl Watermark {
 
     /// True while the source is still being read (one Acquire load, no lock).
     #[inline]
-    pub(crate) fn phase_is_filling(&self) -> bool {
-        self.phase.load(Ordering::Acquire) == FILLING
+    pub(crate) fn is_filling(&self) -> bool {
+        self.state.load(Ordering::Acquire) == FILLING
     }
 
     /// Filler only: bytes `[0, mark)` are written. `mark` never goes down.
@@ -253,17 +240,17 @@ impl Watermark {
 
     fn finish(&self, error: Option<io::Error>) {
         let mut g = self.waiters.lock();
-        if self.phase.load(Ordering::Relaxed) != FILLING {
+        if self.state.load(Ordering::Relaxed) != FILLING {
             return; // The first outcome stands.
         }
         match error {
-            None => self.phase.store(COMPLETE, Ordering::Release),
+            None => self.state.store(COMPLETE, Ordering::Release),
             Some(error) => {
                 g.failure = Some(Failure {
                     offset: self.mark.load(Ordering::Relaxed),
                     error: Arc::new(error),
                 });
-                self.phase.store(FAILED, Ordering::Release);
+                self.state.store(FAILED, Ordering::Release);
             }
         }
         self.lowest_target.store(u64::MAX, Ordering::Relaxed);
@@ -278,7 +265,7 @@ impl Watermark {
         self.decide(target, |target| self.failure_result(target))
     }
 
-    /// The wait for `target` as the mark and phase stand now: `None` while it must go on.
+    /// The wait for `target` as the mark and state stand now: `None` while it must go on.
     /// `failed` gives the result on a failed stream (it needs the failure, under the lock).
     #[inline]
     fn decide(
@@ -290,7 +277,7 @@ impl Watermark {
         if mark >= target {
             return Some(Ok(mark));
         }
-        match self.phase.load(Ordering::Acquire) {
+        match self.state.load(Ordering::Acquire) {
             FILLING => None,
             COMPLETE => Some(Ok(self.available())),
             _ => Some(failed(target)),
@@ -364,7 +351,7 @@ impl Watermark {
             match deadline {
                 None => signal.wait(&mut g),
                 Some(deadline) => {
-                    if wait_until(&signal, &mut g, deadline) {
+                    if wait_deadline(&signal, &mut g, deadline) {
                         let ready = self.check_locked(&g, target);
                         self.deregister(&mut g, id);
                         return match ready {
@@ -384,12 +371,12 @@ impl Watermark {
 
     /// Async waiting: decided now, or registered with `waker` under `id` (a previous
     /// registration of the same id is replaced, so a re-polled future holds one entry).
-    pub(crate) fn poll_wait(&self, target: u64, id: Option<u64>, waker: &Waker) -> Poll {
+    pub(crate) fn poll_wait(&self, target: u64, id: Option<u64>, waker: &Waker) -> WaitPoll {
         if let Some(ready) = self.try_ready(target) {
             if let Some(id) = id {
-                self.cancel(id);
+                self.forget(id);
             }
-            return Poll::Ready(ready);
+            return WaitPoll::Ready(ready);
         }
         let mut g = self.waiters.lock();
         if let Some(id) = id {
@@ -398,19 +385,19 @@ impl Watermark {
         let id = self.register(&mut g, target, Wake::Task(waker.clone()));
         if let Some(ready) = self.check_locked(&g, target) {
             self.deregister(&mut g, id);
-            return Poll::Ready(ready);
+            return WaitPoll::Ready(ready);
         }
-        Poll::Pending(id)
+        WaitPoll::Pending(id)
     }
 
     /// Removes an async registration (a future dropped or finished); a no-op if already woken.
-    pub(crate) fn cancel(&self, id: u64) {
+    pub(crate) fn forget(&self, id: u64) {
         let mut g = self.waiters.lock();
         self.deregister(&mut g, id);
     }
 
-    /// How many waiters are registered (tests and debugging).
-    #[allow(dead_code)]
+    /// How many waiters are registered: the loom models check that none is left behind.
+    #[cfg(streamcache_loom)]
     pub(crate) fn waiter_count(&self) -> usize {
         self.waiters.lock().list.len()
     }
@@ -419,7 +406,7 @@ impl Watermark {
 impl fmt::Debug for Watermark {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Watermark")
-            .field("phase", &self.phase())
+            .field("status", &self.status())
             .finish_non_exhaustive()
     }
 }

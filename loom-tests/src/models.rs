@@ -16,8 +16,9 @@
 //! with bound 4 (a few seconds each); the four-thread model with bound 3 (about two minutes, a
 //! million executions). Run with `--nocapture` to see the counts.
 
+use crate::status::Status;
 use crate::wait_async::{MarkHandle, WaitFor};
-use crate::watermark::{Phase, Poll as MarkPoll, Watermark};
+use crate::watermark::{WaitPoll, Watermark};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -229,7 +230,7 @@ fn waiter_races_completion() {
         stream.mark.complete();
         assert_eq!(past_end.join().unwrap(), CHUNK, "Ok(len) past the end");
         assert_eq!(at_end.join().unwrap(), CHUNK);
-        assert_eq!(stream.mark.phase(), Phase::Complete { len: CHUNK });
+        assert_eq!(stream.mark.status(), Status::Complete { len: CHUNK });
         assert_eq!(stream.mark.waiter_count(), 0);
     });
 }
@@ -263,8 +264,8 @@ fn waiter_races_failure() {
         assert!(error.to_string().contains("source broke"), "{error}");
         assert_eq!(before_failure.join().unwrap(), CHUNK);
         assert_eq!(
-            stream.mark.phase(),
-            Phase::Failed {
+            stream.mark.status(),
+            Status::Failed {
                 available: CHUNK,
                 error: io::ErrorKind::ConnectionReset
             }
@@ -335,12 +336,12 @@ fn async_poll_races_publish() {
         let poller = {
             let stream = Arc::clone(&stream);
             thread::spawn(move || match stream.mark.poll_wait(CHUNK, None, &waker) {
-                MarkPoll::Ready(result) => {
+                WaitPoll::Ready(result) => {
                     let mark = result.unwrap();
                     stream.read_below(mark);
                     None
                 }
-                MarkPoll::Pending(id) => Some(id),
+                WaitPoll::Pending(id) => Some(id),
             })
         };
         stream.fill(0);
@@ -348,8 +349,8 @@ fn async_poll_races_publish() {
             assert_eq!(recorder.wakes(), 1, "pending, so the publish must wake it");
             let waker = Waker::from(std::sync::Arc::clone(&recorder));
             match stream.mark.poll_wait(CHUNK, Some(id), &waker) {
-                MarkPoll::Ready(result) => stream.read_below(result.unwrap()),
-                MarkPoll::Pending(_) => panic!("woken, but not ready on the next poll"),
+                WaitPoll::Ready(result) => stream.read_below(result.unwrap()),
+                WaitPoll::Pending(_) => panic!("woken, but not ready on the next poll"),
             }
         }
         assert_eq!(stream.mark.waiter_count(), 0);

@@ -33,7 +33,7 @@ pub(crate) struct BlockingStream<S> {
 impl<S> BlockingStream<S> {
     /// Must be called on the thread that will iterate (the filler).
     pub(crate) fn new(stream: S, shared: Arc<Shared>) -> Self {
-        shared.set_filler_thread(thread::current());
+        shared.cancel.unpark_on_cancel(thread::current());
         Self {
             stream: Box::pin(stream),
             waker: Waker::from(Arc::new(Unpark(thread::current()))),
@@ -54,8 +54,8 @@ where
             if let Poll::Ready(item) = self.stream.as_mut().poll_next(&mut cx) {
                 return item;
             }
-            if self.shared.is_cancelled() {
-                return Some(Err(io::Error::other("every handle was dropped")));
+            if let Err(cancelled) = self.shared.cancel.check() {
+                return Some(Err(cancelled));
             }
             // Woken by the stream's waker, by `cancel`, or spuriously: poll again either way.
             thread::park();
