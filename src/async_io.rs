@@ -28,17 +28,26 @@ pub(crate) struct Pending {
 /// The async core, shared by the tokio and futures-io trait impls. The names differ from the
 /// trait methods' on purpose: an inherent method of the same name would shadow the trait's.
 impl Reader {
-    /// Resolves once `target` bytes are available or the stream has ended, registering the
-    /// task's waker with the watermark in between.
-    fn poll_wait(&mut self, cx: &mut Context<'_>, target: u64) -> Poll<io::Result<u64>> {
+    /// Resolves once `[start, target)` is present or the stream has ended, registering the
+    /// task's waker with the watermark in between; on a ranged stream, a missing byte far
+    /// ahead is fetched at once. The result is the end of the present run from `start`.
+    fn poll_wait(
+        &mut self,
+        cx: &mut Context<'_>,
+        start: u64,
+        target: u64,
+    ) -> Poll<io::Result<u64>> {
         let available = self.cache.available();
         if available >= target {
             self.pending.wait = None;
             return Poll::Ready(Ok(available));
         }
+        let shared = self.cache.shared();
+        // On a ranged stream: fetch the first missing byte now, if it is far ahead.
+        let _ = shared.next_missing(start, target);
         let wait = match &mut self.pending.wait {
-            Some(wait) if wait.target() == target => wait,
-            pending => pending.insert(WaitFor::new(Arc::clone(self.cache.shared()), target)),
+            Some(wait) if wait.range_waited() == (start, target) => wait,
+            pending => pending.insert(WaitFor::range(Arc::clone(shared), start, target)),
         };
         let result = Pin::new(wait).poll(cx);
         if result.is_ready() {
@@ -59,8 +68,8 @@ impl Reader {
         let Some(next) = self.pos.checked_add(1) else {
             return Poll::Ready(Ok(&[]));
         };
-        match self.poll_wait(cx, next) {
-            Poll::Ready(Ok(available)) => Poll::Ready(Ok(self.bytes_at_cursor(available))),
+        match self.poll_wait(cx, self.pos, next) {
+            Poll::Ready(Ok(run_end)) => Poll::Ready(Ok(self.bytes_at_cursor(run_end))),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         }
@@ -93,7 +102,10 @@ impl Reader {
     /// `seek` without blocking: only `SeekFrom::End` can wait (for the end of the stream).
     fn poll_seek_to(&mut self, cx: &mut Context<'_>, to: SeekFrom) -> Poll<io::Result<u64>> {
         let len = match to {
-            SeekFrom::End(_) => match self.poll_wait(cx, u64::MAX) {
+            SeekFrom::End(_) if self.cache.shared().mark.known_len().is_some() => {
+                self.cache.shared().mark.known_len().unwrap_or_default()
+            }
+            SeekFrom::End(_) => match self.poll_wait(cx, 0, u64::MAX) {
                 Poll::Ready(Ok(len)) => len,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,

@@ -5,14 +5,13 @@ use crate::filler;
 use crate::range::invalid_input;
 use crate::settings::Settings;
 use crate::shared::Shared;
-use crate::source::{BlockingStream, Chunks, Plain, Resumable, Source};
+use crate::source::{BlockingStream, Chunks, OpenRange, Plain, Resumable, Source};
 use std::io::{self, Read};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
-
-const DEFAULT_THREAD_NAME: &str = "streamcache-filler";
 
 /// Settings for a [`StreamCache`], then [`spawn`](Builder::spawn) to start reading.
 ///
@@ -35,7 +34,6 @@ const DEFAULT_THREAD_NAME: &str = "streamcache-filler";
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     settings: Settings,
-    thread_name: Option<String>,
 }
 
 impl Builder {
@@ -128,7 +126,8 @@ impl Builder {
         self
     }
 
-    /// The filler thread's name (default `streamcache-filler`).
+    /// The filler thread's name (default `streamcache-filler`). A ranged source's fetch threads
+    /// ([`spawn_ranged`](Self::spawn_ranged)) are named after it, with `:fetch` added.
     ///
     /// # Examples
     ///
@@ -149,7 +148,7 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
-        self.thread_name = Some(name.into());
+        self.settings.thread_name = Some(name.into());
         self
     }
 
@@ -347,23 +346,186 @@ impl Builder {
         self.start(move |_| Resumable::new(open))
     }
 
+    /// For [`spawn_ranged`](Self::spawn_ranged): a read at least `gap` bytes ahead of the
+    /// contiguous prefix ([`available`](StreamCache::available)) fetches its range at once
+    /// (default 4 MiB). The sequential fill, arriving at bytes already fetched, re-opens past
+    /// them when there are at least `gap` of them, and otherwise reads through them and checks
+    /// that they are the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let data: Vec<u8> = (0..=255).cycle().take(1 << 20).collect();
+    /// let source = data.clone();
+    /// let cache = streamcache::StreamCache::builder()
+    ///     .fetch_ahead(64 << 10)
+    ///     .spawn_ranged(data.len() as u64, move |range| {
+    ///         let bytes = source[range.start as usize..range.end as usize].to_vec();
+    ///         Ok(std::io::Cursor::new(bytes))
+    ///     })?;
+    /// assert_eq!(cache.slice((1 << 20) - 4..)?, &data[(1 << 20) - 4..]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn fetch_ahead(mut self, gap: u64) -> Builder {
+        self.settings.fetch.fetch_ahead = gap;
+        self
+    }
+
+    /// For [`spawn_ranged`](Self::spawn_ranged): how much one on-demand fetch asks for
+    /// (default 4 MiB); less where bytes already present (or being fetched) begin, or at the
+    /// end. [`spawn_ranged`](Self::spawn_ranged) refuses 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let data = vec![7u8; 1 << 20];
+    /// let asked = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&asked);
+    /// let cache = streamcache::StreamCache::builder()
+    ///     .fetch_ahead(0)
+    ///     .fetch_span(64 << 10)
+    ///     .spawn_ranged(data.len() as u64, move |range| {
+    ///         log.lock().unwrap().push(range.clone());
+    ///         Ok(std::io::Cursor::new(data[range.start as usize..range.end as usize].to_vec()))
+    ///     })?;
+    /// cache.wait_complete()?;
+    /// // Every request asked for at most one span (the sequential fill asks for the rest).
+    /// assert!(asked.lock().unwrap().iter().skip(1).all(|r| r.end - r.start <= 64 << 10));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn fetch_span(mut self, bytes: u64) -> Builder {
+        self.settings.fetch.fetch_span = bytes;
+        self
+    }
+
+    /// For [`spawn_ranged`](Self::spawn_ranged): how many on-demand fetches may run at once,
+    /// besides the sequential fill (default 2); more wait their turn. `0`: sequential only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let opens = Arc::new(AtomicUsize::new(0));
+    /// let counted = Arc::clone(&opens);
+    /// let cache = streamcache::StreamCache::builder()
+    ///     .max_fetches(0)
+    ///     .spawn_ranged(1 << 20, move |range| {
+    ///         counted.fetch_add(1, Ordering::SeqCst);
+    ///         Ok(std::io::repeat(1).take(range.end - range.start))
+    ///     })?;
+    /// # use std::io::Read;
+    /// assert_eq!(cache.slice((1 << 20) - 1..)?, [1]);
+    /// assert_eq!(opens.load(Ordering::SeqCst), 1, "only the sequential fill opened it");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_fetches(mut self, n: usize) -> Builder {
+        self.settings.fetch.max_fetches = n;
+        self
+    }
+
+    /// Starts a filler thread over a source of `len` bytes that can be opened at any range,
+    /// such as an HTTP resource with `Range` requests, an object store, or a file.
+    ///
+    /// The filler reads `open(0..len)` in order. A read that needs a byte at least
+    /// [`fetch_ahead`](Self::fetch_ahead) beyond the contiguous prefix does not wait for the
+    /// fill: it fetches its range at once (`open(a..b)`, about
+    /// [`fetch_span`](Self::fetch_span) bytes, at most [`max_fetches`](Self::max_fetches) at a
+    /// time) on a thread of its own, and is served as soon as its own bytes are there: a zip's
+    /// central directory at the end of a download, a seek in a video. The length is known, so
+    /// [`Reader`](crate::Reader)'s `SeekFrom::End` does not wait;
+    /// [`len`](StreamCache::len) stays `None` until every byte is present.
+    ///
+    /// `open(a..b)` must return exactly the bytes `[a, b)` of the source: fewer is a break,
+    /// re-opened after the rest as for [`spawn_resumable`](Self::spawn_resumable) (with
+    /// [`retries`](Self::retries) and [`retry_backoff`](Self::retry_backoff)); more is never
+    /// read. No byte is written twice: bytes read again by the fill over a fetched range are
+    /// compared, and a source whose bytes changed fails the stream with `InvalidData` (never a
+    /// splice of two versions). When a fetch's retries run out, or on an error that is not
+    /// transient, the stream fails with that error: every present byte stays readable
+    /// ([`present`](StreamCache::present)), and every read that needs a missing byte gets it.
+    ///
+    /// The stream's storage is laid out here for all of `len`: in memory when it fits
+    /// [`memory_limit`](Self::memory_limit), else in the spill file, reserved for `len` at once.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `chunk_size` or `fetch_span` is 0; `StorageFull` if `len` is above
+    /// [`max_len`](Self::max_len) or the spill file cannot be reserved for `len`; the OS error
+    /// if the thread cannot be spawned. Errors of `open` come later, to the readers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Cursor;
+    ///
+    /// let file: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    /// let len = file.len() as u64;
+    /// let cache = streamcache::StreamCache::builder()
+    ///     .fetch_ahead(4096)
+    ///     .spawn_ranged(len, move |range| {
+    ///         Ok(Cursor::new(file[range.start as usize..range.end as usize].to_vec()))
+    ///     })?;
+    /// // The last record, fetched at once, whatever the fill has reached.
+    /// assert_eq!(cache.slice(len - 4..len)?, 99_999u32.to_le_bytes());
+    /// assert_eq!(cache.wait_complete()?, len);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn_ranged<F, R>(self, len: u64, open: F) -> io::Result<StreamCache>
+    where
+        F: Fn(Range<u64>) -> io::Result<R> + Send + Sync + 'static,
+        R: Read + Send + 'static,
+    {
+        self.check()?;
+        if self.settings.fetch.fetch_span == 0 {
+            return Err(invalid_input("fetch_span must be at least 1".to_owned()));
+        }
+        if let Some(max) = self.settings.max_len.filter(|&max| len > max) {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("the source's length, {len} bytes, is above max_len ({max} bytes)"),
+            ));
+        }
+        let mut settings = self.settings;
+        settings.expected_len = Some(len);
+        let open: Arc<OpenRange> = Arc::new(move |range| {
+            open(range).map(|reader| Box::new(reader) as Box<dyn Read + Send>)
+        });
+        let shared = Arc::new(Shared::ranged(settings, len, open)?);
+        spawn_filler(shared, filler::run_ranged)
+    }
+
+    /// Refuses settings no source can work with.
+    fn check(&self) -> io::Result<()> {
+        if self.settings.chunk_size == 0 {
+            return Err(invalid_input("chunk_size must be at least 1".to_owned()));
+        }
+        Ok(())
+    }
+
     /// Spawns the filler thread over the source that `open` makes there (given the shared
     /// state, for sources that must notice cancellation while they wait).
     fn start<S: Source>(
         self,
         open: impl FnOnce(&Arc<Shared>) -> S + Send + 'static,
     ) -> io::Result<StreamCache> {
-        if self.settings.chunk_size == 0 {
-            return Err(invalid_input("chunk_size must be at least 1".to_owned()));
-        }
+        self.check()?;
         let shared = Arc::new(Shared::new(self.settings));
-        let cache = StreamCache::from_shared(Arc::clone(&shared));
-        thread::Builder::new()
-            .name(
-                self.thread_name
-                    .unwrap_or_else(|| DEFAULT_THREAD_NAME.to_owned()),
-            )
-            .spawn(move || filler::run(shared, open))?;
-        Ok(cache)
+        spawn_filler(shared, move |shared| filler::run(shared, open))
     }
+}
+
+/// Starts the filler thread running `run` over `shared`.
+fn spawn_filler(
+    shared: Arc<Shared>,
+    run: impl FnOnce(Arc<Shared>) + Send + 'static,
+) -> io::Result<StreamCache> {
+    let cache = StreamCache::from_shared(Arc::clone(&shared));
+    thread::Builder::new()
+        .name(shared.settings.thread_name().to_owned())
+        .spawn(move || run(shared))?;
+    Ok(cache)
 }

@@ -5,6 +5,7 @@ use crate::range::{invalid_input, Span};
 use crate::reader::Reader;
 use crate::shared::Shared;
 use crate::status::Status;
+use crate::wait_async::WaitFor;
 use bytes::Bytes;
 use std::fmt;
 use std::io::{self, Read};
@@ -180,17 +181,35 @@ impl StreamCache {
         if buf.is_empty() {
             return Ok(0);
         }
-        let available = self.wait_for(offset + 1)?;
-        if available <= offset {
+        let run_end = self.wait_run(offset, offset + 1)?;
+        if run_end <= offset {
             return Ok(0);
         }
-        let n = (available - offset).min(buf.len() as u64) as usize;
+        let n = (run_end - offset).min(buf.len() as u64) as usize;
         let bytes = self
             .shared()
             .published(offset, offset + n as u64)
             .expect("waited for these bytes");
         buf[..n].copy_from_slice(bytes);
         Ok(n)
+    }
+
+    /// Waits until all of `[start, end)` is present, or the stream ends before `end`; returns
+    /// the end of the present run from `start` (below `end` only if the stream ends there).
+    pub(crate) fn wait_run(&self, start: u64, end: u64) -> io::Result<u64> {
+        self.spin_for(end);
+        Ok(self
+            .shared()
+            .wait_range(start, end, None)?
+            .expect("an untimed wait ends decided"))
+    }
+
+    /// The stream's length: known at once for a ranged source, else at the end of the stream.
+    pub(crate) fn final_len(&self) -> io::Result<u64> {
+        match self.shared().mark.known_len() {
+            Some(len) => Ok(len),
+            None => self.wait_complete(),
+        }
     }
 
     /// Fills all of `buf` with the bytes at `offset`, waiting for them.
@@ -214,9 +233,9 @@ impl StreamCache {
     pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_len(offset, buf.len())?;
         let end = offset + buf.len() as u64;
-        let available = self.wait_for(end)?;
-        if available < end {
-            return Err(past_end(offset, end, available));
+        let run_end = self.wait_run(offset, end)?;
+        if run_end < end {
+            return Err(past_end(offset, end, run_end));
         }
         buf.copy_from_slice(self.shared().published(offset, end).expect("waited"));
         Ok(())
@@ -248,21 +267,19 @@ impl StreamCache {
     pub fn slice(&self, range: impl RangeBounds<u64>) -> io::Result<&[u8]> {
         let span = Span::new(&range)?;
         let end = match span.end {
-            Some(end) => {
-                let available = self.wait_for(end)?;
-                if available < end {
-                    return Err(past_end(span.start, end, available));
-                }
-                end
-            }
+            Some(end) => end,
             None => {
-                let len = self.wait_complete()?;
+                let len = self.final_len()?;
                 if span.start > len {
                     return Err(past_end(span.start, span.start, len));
                 }
                 len
             }
         };
+        let run_end = self.wait_run(span.start, end)?;
+        if run_end < end {
+            return Err(past_end(span.start, end, run_end));
+        }
         Ok(self
             .shared()
             .published(span.start, end)
@@ -287,7 +304,7 @@ impl StreamCache {
         let span = Span::new(&range).ok()?;
         let end = match span.end {
             Some(end) => end,
-            None => self.len()?,
+            None => self.len().or(self.shared().mark.known_len())?,
         };
         self.shared().published(span.start, end)
     }
@@ -391,7 +408,7 @@ impl StreamCache {
         &self,
         offset: u64,
     ) -> impl std::future::Future<Output = io::Result<u64>> + Send + 'static {
-        crate::wait_async::WaitFor::new(Arc::clone(self.shared()), offset)
+        WaitFor::new(Arc::clone(self.shared()), offset)
     }
 
     /// As [`bytes`](Self::bytes), without blocking a thread while the range arrives.
@@ -430,8 +447,17 @@ impl StreamCache {
         let span = Span::new(&range);
         async move {
             let span = span?;
-            let target = span.end.unwrap_or(u64::MAX);
-            cache.wait_for_async(target).await?;
+            let shared = cache.shared();
+            let known_len = shared.mark.known_len();
+            let target = span.end.or(known_len).unwrap_or(u64::MAX);
+            // On a ranged stream, fetch what is missing, part by part, as the blocking waits do.
+            while let Some((missing, until)) = shared.next_missing(span.start, target) {
+                let run = WaitFor::range(Arc::clone(shared), missing, until).await?;
+                if run <= missing {
+                    break; // The stream ends before.
+                }
+            }
+            WaitFor::range(Arc::clone(shared), span.start, target).await?;
             let end = span.end.map_or(Bound::Unbounded, Bound::Excluded);
             cache.bytes((Bound::Included(span.start), end))
         }
@@ -498,6 +524,25 @@ impl StreamCache {
     #[inline]
     pub fn available(&self) -> u64 {
         self.shared().mark.available()
+    }
+
+    /// Every byte present now, as sorted, disjoint, merged ranges. Never waits.
+    ///
+    /// For most sources this is `[0, available)`; a ranged source
+    /// ([`Builder::spawn_ranged`]) may also have fetched ranges further on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello"[..])?;
+    /// cache.wait_complete()?;
+    /// assert_eq!(cache.present(), vec![0..5]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn present(&self) -> Vec<std::ops::Range<u64>> {
+        self.shared().mark.present()
     }
 
     /// The stream's length once the source has ended; `None` while filling or after a failure.

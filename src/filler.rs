@@ -12,7 +12,7 @@ use std::sync::Arc;
 /// Runs on the filler thread until the stream is over, then records how it ended. The source
 /// is made here (by `open`) so that it is only ever touched by this thread.
 pub(crate) fn run<S: Source>(shared: Arc<Shared>, open: impl FnOnce(&Arc<Shared>) -> S) {
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+    finish(&shared, || {
         let settings = &shared.settings;
         let source = open(&shared);
         let feed = Feed::new(
@@ -29,8 +29,17 @@ pub(crate) fn run<S: Source>(shared: Arc<Shared>, open: impl FnOnce(&Arc<Shared>
         .fill()
         // The source drops here, on this thread, before the outcome is published: once a
         // reader sees the end, the source is gone.
-    }));
-    match outcome {
+    });
+}
+
+/// The filler thread of a ranged source: its sequential fill (`ranged.rs`).
+pub(crate) fn run_ranged(shared: Arc<Shared>) {
+    finish(&shared, || crate::ranged::fill(&shared));
+}
+
+/// Runs `fill` and records how it ended: complete, failed, or panicked (a failure too).
+fn finish(shared: &Shared, fill: impl FnOnce() -> io::Result<()>) {
+    match panic::catch_unwind(AssertUnwindSafe(fill)) {
         Ok(Ok(())) => shared.mark.complete(),
         Ok(Err(error)) => shared.mark.fail(error),
         Err(payload) => shared.mark.fail(io::Error::other(format!(

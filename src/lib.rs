@@ -137,6 +137,50 @@
 //! [`BufRead::fill_buf`](std::io::BufRead::fill_buf)).
 //! Example: `cargo run --release --example zip_stream`. Tests: `tests/archives.rs`.
 //!
+//! ## Read the end of a download first: random access on demand
+//!
+//! A source that can be opened at any range (HTTP with `Range`, an object store, a file) goes
+//! in through [`Builder::spawn_ranged`]: the filler reads it front to back as before, and a
+//! read that needs a byte far ahead of it ([`Builder::fetch_ahead`]) fetches that range at
+//! once, on a thread of its own, while the fill goes on. `zip::ZipArchive::new` then returns
+//! as soon as the central directory at the end has arrived, and an entry can be read before
+//! the bytes in front of it have: nothing waits for the whole download.
+//!
+//! ```
+//! use std::io::{Cursor, Read, Write};
+//! use streamcache::StreamCache;
+//!
+//! # let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+//! # let stored = zip::write::SimpleFileOptions::default()
+//! #     .compression_method(zip::CompressionMethod::Stored);
+//! # for (name, size) in [("big.bin", 3 << 20), ("last.txt", 5)] {
+//! #     zip.start_file(name, stored)?;
+//! #     zip.write_all(&vec![b'z'; size])?;
+//! # }
+//! # let file = zip.finish()?.into_inner();
+//! // `file` stands for a remote zip: `open(a..b)` returns exactly its bytes `[a, b)`, e.g. the
+//! // body of an HTTP request with `Range: bytes=a-(b-1)`.
+//! let len = file.len() as u64;
+//! let cache = StreamCache::builder()
+//!     .fetch_ahead(1 << 20) // reads this far ahead of the fill fetch their range now
+//!     .spawn_ranged(len, move |range| {
+//!         Ok(Cursor::new(file[range.start as usize..range.end as usize].to_vec()))
+//!     })?;
+//!
+//! let mut archive = zip::ZipArchive::new(cache.reader())?; // the central directory, fetched
+//! let mut last = String::new();
+//! archive.by_name("last.txt")?.read_to_string(&mut last)?;
+//! assert_eq!(last, "zzzzz");
+//! println!("present so far: {:?}", cache.present()); // the start, and ranges near the end
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Every byte handed out is the source's: the fill re-opens past what a fetch brought (or
+//! reads through a short range and compares it: a source that changed fails the stream with
+//! `InvalidData`, never a splice of two versions), breaks are resumed as for
+//! [`Builder::spawn_resumable`], and dropping every handle stops the fill and every fetch.
+//! Tests: `tests/ranged.rs`, `tests/ranged_model.rs`.
+//!
 //! ## Hash and scan in parallel, in one pass
 //!
 //! Give each consumer its own [`Reader`] and let it consume
@@ -317,6 +361,8 @@ mod cache;
 mod cancel;
 mod filler;
 mod range;
+mod ranged;
+mod ranges;
 mod reader;
 mod settings;
 mod shared;

@@ -117,15 +117,15 @@ impl Reader {
         }
     }
 
-    /// The cache's bytes from the cursor up to `available` (empty at or past it): the slice
-    /// both `fill_buf`s hand out.
-    pub(crate) fn bytes_at_cursor(&self, available: u64) -> &[u8] {
-        if available <= self.pos {
+    /// The cache's bytes from the cursor up to `run_end`, the end of the present run that
+    /// holds it (empty at or past it): the slice both `fill_buf`s hand out.
+    pub(crate) fn bytes_at_cursor(&self, run_end: u64) -> &[u8] {
+        if run_end <= self.pos {
             return &[];
         }
         self.cache
-            .try_slice(self.pos..available)
-            .expect("bytes below the mark are published")
+            .try_slice(self.pos..run_end)
+            .expect("the bytes of a present run are published")
     }
 }
 
@@ -142,14 +142,14 @@ impl Read for Reader {
 
 impl BufRead for Reader {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        let mut available = self.cache.available();
-        if available <= self.pos {
+        let mut run_end = self.cache.available();
+        if run_end <= self.pos {
             let Some(next) = self.pos.checked_add(1) else {
                 return Ok(&[]);
             };
-            available = self.cache.wait_for(next)?;
+            run_end = self.cache.wait_run(self.pos, next)?;
         }
-        Ok(self.bytes_at_cursor(available))
+        Ok(self.bytes_at_cursor(run_end))
     }
 
     fn consume(&mut self, amt: usize) {
@@ -160,7 +160,7 @@ impl BufRead for Reader {
 impl Seek for Reader {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         let len = match to {
-            SeekFrom::End(_) => self.cache.wait_complete()?,
+            SeekFrom::End(_) => self.cache.final_len()?,
             _ => 0,
         };
         self.seek_with_len(to, len)

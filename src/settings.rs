@@ -1,5 +1,6 @@
 //! [`Settings`]: what a [`Builder`](crate::Builder) collects, kept once per cache.
 
+use crate::ranged::FetchSettings;
 use crate::source::RetryPolicy;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,8 +19,12 @@ pub(crate) struct Settings {
     pub(crate) max_len: Option<u64>,
     /// The largest single read from the source.
     pub(crate) chunk_size: usize,
-    /// For resumable sources.
+    /// For resumable and ranged sources.
     pub(crate) retry: RetryPolicy,
+    /// For ranged sources: on-demand fetches.
+    pub(crate) fetch: FetchSettings,
+    /// The filler thread's name; `None`: `streamcache-filler`.
+    pub(crate) thread_name: Option<String>,
 }
 
 impl Default for Settings {
@@ -34,11 +39,22 @@ impl Default for Settings {
                 retries: 3,
                 first_backoff: Duration::from_millis(100),
             },
+            fetch: FetchSettings {
+                fetch_ahead: 4 << 20,
+                fetch_span: 4 << 20,
+                max_fetches: 2,
+            },
+            thread_name: None,
         }
     }
 }
 
 impl Settings {
+    /// The filler thread's name (a ranged source's fetch threads add `:fetch`).
+    pub(crate) fn thread_name(&self) -> &str {
+        self.thread_name.as_deref().unwrap_or("streamcache-filler")
+    }
+
     /// The spill file's directory.
     pub(crate) fn temp_dir(&self) -> PathBuf {
         self.temp_dir.clone().unwrap_or_else(std::env::temp_dir)

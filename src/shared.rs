@@ -1,10 +1,13 @@
 //! The state every handle, every `Bytes` and the filler share.
 
 use crate::cancel::Cancel;
+use crate::ranged::Ranged;
 use crate::settings::Settings;
-use crate::storage::Storage;
+use crate::source::OpenRange;
+use crate::storage::{Fixed, Storage};
 use crate::wait_async::MarkHandle;
 use crate::watermark::Watermark;
+use std::io;
 use std::sync::Arc;
 
 /// The watermark, the storage behind it, the settings they were made with, and cancellation.
@@ -15,6 +18,8 @@ pub(crate) struct Shared {
     pub(crate) settings: Settings,
     /// Set when the last `StreamCache`/`Reader` drops; the filler stops at its next read.
     pub(crate) cancel: Cancel,
+    /// A ranged source's storage, `open` and fetches (`Builder::spawn_ranged`).
+    pub(crate) ranged: Option<Ranged>,
 }
 
 impl Shared {
@@ -24,19 +29,71 @@ impl Shared {
             storage: Storage::new(),
             settings,
             cancel: Cancel::default(),
+            ranged: None,
         }
     }
 
-    /// `[start, end)` if it is all published, without waiting.
+    /// For a ranged source of `len` bytes: its storage laid out now, for all of it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Fixed::new`]: a spill file that cannot be reserved for `len`.
+    pub(crate) fn ranged(settings: Settings, len: u64, open: Arc<OpenRange>) -> io::Result<Self> {
+        let mut shared = Self::new(settings);
+        shared.mark = Watermark::ranged(len);
+        let fixed = Fixed::new(&shared.storage, &shared.settings, len)?;
+        shared.ranged = Some(Ranged::new(fixed, open));
+        Ok(shared)
+    }
+
+    /// `[start, end)` if it is all present, without waiting.
     #[inline]
     pub(crate) fn published(&self, start: u64, end: u64) -> Option<&[u8]> {
-        if start <= end && end <= self.mark.available() {
-            // SAFETY: `end` is at or below the mark just loaded with Acquire (invariant 1:
-            // those bytes are written, stable, and covered by the newest region).
+        if start > end {
+            return None;
+        }
+        if end <= self.mark.available() || self.mark.run_end(start).is_some_and(|run| run >= end) {
+            // SAFETY: `[start, end)` is present: below the mark just loaded with Acquire, or
+            // in an island published under the lock `run_end` took (invariant 1: those bytes
+            // are written, stable, and covered by the newest region).
             Some(unsafe { self.storage.slice(start, end) })
         } else {
             None
         }
+    }
+
+    /// On a ranged stream, the part of `[start, end)` to wait for next: from its first missing
+    /// byte to the end of whatever will bring it (a fetch's claim, else the next byte), after
+    /// asking for a fetch of it. `None` when nothing is missing, or the stream is not ranged.
+    pub(crate) fn next_missing(self: &Arc<Self>, start: u64, end: u64) -> Option<(u64, u64)> {
+        self.ranged.as_ref()?;
+        let missing = self.mark.first_missing(start, end)?;
+        crate::ranged::request(self, missing);
+        let until = self
+            .mark
+            .claimed_until(missing)
+            .unwrap_or(missing + 1)
+            .min(end);
+        Some((missing, until))
+    }
+
+    /// Waits until all of `[start, end)` is present (or the stream ends, fails, or `deadline`
+    /// passes), as [`Watermark::wait_range`]. On a ranged stream, a byte far enough ahead of
+    /// the mark is fetched at once, and so is each next missing one.
+    pub(crate) fn wait_range(
+        self: &Arc<Self>,
+        start: u64,
+        end: u64,
+        deadline: Option<std::time::Instant>,
+    ) -> io::Result<Option<u64>> {
+        while let Some((missing, until)) = self.next_missing(start, end) {
+            match self.mark.wait_range(missing, until, deadline)? {
+                None => return Ok(None),
+                Some(run) if run <= missing => break, // The stream ends before.
+                Some(_) => {}
+            }
+        }
+        self.mark.wait_range(start, end, deadline)
     }
 }
 

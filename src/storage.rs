@@ -279,6 +279,76 @@ impl Writer {
     }
 }
 
+/// A ranged stream's storage, laid out once at spawn for its known length: in the arena when
+/// the whole stream fits `memory_limit`, else all of it in the spill file, reserved for the
+/// whole length at once (invariant 5) and mapped once. Several writers write into it, each
+/// inside its own claim (invariant 2, generalized).
+#[derive(Debug)]
+pub(crate) struct Fixed {
+    base: *mut u8,
+    len: u64,
+}
+
+// SAFETY: `base` points into a mapping that `Storage` keeps until it drops, and the `Fixed`
+// lives in the same `Shared` as that `Storage`. Writers on several threads write through it
+// only inside their own, disjoint claims (invariant 2, generalized), readers read only
+// published bytes through `Storage::slice`.
+unsafe impl Send for Fixed {}
+// SAFETY: as for `Send`: `&Fixed` hands out regions only through the `unsafe fn region`,
+// whose callers hold the claim on the bytes.
+unsafe impl Sync for Fixed {}
+
+impl Fixed {
+    /// Lays out `len` bytes and installs them in `storage`.
+    ///
+    /// # Errors
+    ///
+    /// `StorageFull` (or the OS's error) when the spill file cannot be reserved for `len`;
+    /// `OutOfMemory` when `len` cannot be mapped.
+    pub(crate) fn new(storage: &Storage, settings: &Settings, len: u64) -> io::Result<Fixed> {
+        if len == 0 {
+            return Ok(Fixed {
+                base: ptr::null_mut(),
+                len,
+            });
+        }
+        let map = if len <= settings.memory_limit as u64 && len <= isize::MAX as u64 {
+            map_anon(len as usize)?
+        } else {
+            // All of it at once: a disk that cannot hold the stream fails here, at spawn.
+            let file = create_file(settings)?;
+            os::allocate(&file, 0, len).map_err(|e| reserve_error(e, len, settings))?;
+            map_file(&file, len, len)?
+        };
+        Ok(Fixed {
+            base: storage.install(map),
+            len,
+        })
+    }
+
+    /// The stream's length.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The bytes `[start, end)`, to be written.
+    ///
+    /// # Safety
+    ///
+    /// `start < end <= len`, and the caller holds the claim on `[start, end)` (invariant 2,
+    /// generalized): no other writer writes there, and no reader reads there until the caller
+    /// publishes it. The slice must be dropped before that publish.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn region(&self, start: u64, end: u64) -> &mut [u8] {
+        debug_assert!(start < end && end <= self.len);
+        // SAFETY: the mapping covers `[0, len)` and stays mapped as long as the storage; by this
+        // function's contract the caller alone accesses `[start, end)` until it publishes.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.base.add(start as usize), (end - start) as usize)
+        }
+    }
+}
+
 /// The unnamed spill file (invariant 4); an error names the directory as it was given.
 fn create_file(settings: &Settings) -> io::Result<File> {
     let dir = settings.temp_dir();
@@ -315,19 +385,20 @@ fn reserve(spill: &mut Spill, goal: u64, end: u64, settings: &Settings) -> io::R
         .max(end);
     let result = os::allocate(&spill.file, spill.reserved, goal)
         .or_else(|_| os::allocate(&spill.file, spill.reserved, end).map(|()| goal = end));
-    match result {
-        Ok(()) => {
-            spill.reserved = goal;
-            Ok(())
-        }
-        Err(e) => Err(io::Error::new(
-            e.kind(),
-            format!(
-                "cannot reserve {end} bytes of spill file in {}: {e}",
-                settings.temp_dir().display()
-            ),
-        )),
-    }
+    result.map_err(|e| reserve_error(e, end, settings))?;
+    spill.reserved = goal;
+    Ok(())
+}
+
+/// A failed reservation, naming the directory as it was given.
+fn reserve_error(e: io::Error, end: u64, settings: &Settings) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!(
+            "cannot reserve {end} bytes of spill file in {}: {e}",
+            settings.temp_dir().display()
+        ),
+    )
 }
 
 /// Maps the file's first `want` bytes or, where the address space has no room for that many,

@@ -16,29 +16,37 @@ pub(crate) trait MarkHandle {
     fn mark(&self) -> &Watermark;
 }
 
-/// Resolves when `target` bytes are available or the stream has ended (as `wait_for`).
-/// Dropping it deregisters its waker.
+/// Resolves when `[start, target)` is present (for a wait from 0: `target` bytes are
+/// available) or the stream has ended, as the blocking waits. Dropping it deregisters its waker.
 #[derive(Debug)]
 pub(crate) struct WaitFor<H: MarkHandle> {
     handle: H,
+    start: u64,
     target: u64,
     /// The watermark's id for our registered waker, while one is registered.
     registration: Option<u64>,
 }
 
 impl<H: MarkHandle> WaitFor<H> {
+    /// Waits for the first `target` bytes (as `wait_for`).
     pub(crate) fn new(handle: H, target: u64) -> Self {
+        Self::range(handle, 0, target)
+    }
+
+    /// Waits for `[start, target)`.
+    pub(crate) fn range(handle: H, start: u64, target: u64) -> Self {
         Self {
             handle,
+            start,
             target,
             registration: None,
         }
     }
 
-    /// The offset this future waits for (an async `Reader` reuses a wait for the same one).
+    /// The range this future waits for (an async `Reader` reuses a wait for the same one).
     #[cfg(any(feature = "tokio", feature = "futures-io"))]
-    pub(crate) fn target(&self) -> u64 {
-        self.target
+    pub(crate) fn range_waited(&self) -> (u64, u64) {
+        (self.start, self.target)
     }
 }
 
@@ -50,11 +58,12 @@ impl<H: MarkHandle> Future for WaitFor<H> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        match this
-            .handle
-            .mark()
-            .poll_wait(this.target, this.registration.take(), cx.waker())
-        {
+        match this.handle.mark().poll_wait(
+            this.start,
+            this.target,
+            this.registration.take(),
+            cx.waker(),
+        ) {
             WaitPoll::Ready(result) => Poll::Ready(result),
             WaitPoll::Pending(id) => {
                 this.registration = Some(id);

@@ -2,7 +2,8 @@
 //! busy wait) under [loom](https://docs.rs/loom).
 //!
 //! This crate holds no copy of the protocol: with `--cfg streamcache_loom` it compiles the very
-//! files that ship, `src/sync.rs`, `src/status.rs`, `src/watermark.rs` and the async waiter `src/wait_async.rs`,
+//! files that ship, `src/sync.rs`, `src/status.rs`, `src/ranges.rs`, `src/watermark.rs` and the async waiter
+//! `src/wait_async.rs`,
 //! and `sync.rs` then hands `watermark.rs` loom's atomics, mutex, condition variable and `Arc`
 //! instead of std's and parking_lot's. The models live in `models.rs` (inside this crate, because the watermark's items
 //! are `pub(crate)`).
@@ -28,6 +29,11 @@ mod sync;
 #[allow(dead_code)]
 #[path = "../../src/status.rs"]
 mod status;
+
+#[cfg(streamcache_loom)]
+#[allow(dead_code)]
+#[path = "../../src/ranges.rs"]
+mod ranges;
 
 #[cfg(streamcache_loom)]
 #[allow(dead_code)]

@@ -16,6 +16,7 @@
 //! with bound 4 (a few seconds each); the four-thread model with bound 3 (about two minutes, a
 //! million executions). Run with `--nocapture` to see the counts.
 
+use crate::ranges::At;
 use crate::status::Status;
 use crate::wait_async::{MarkHandle, WaitFor};
 use crate::watermark::{WaitPoll, Watermark};
@@ -335,20 +336,22 @@ fn async_poll_races_publish() {
         let (recorder, waker) = Recorder::new();
         let poller = {
             let stream = Arc::clone(&stream);
-            thread::spawn(move || match stream.mark.poll_wait(CHUNK, None, &waker) {
-                WaitPoll::Ready(result) => {
-                    let mark = result.unwrap();
-                    stream.read_below(mark);
-                    None
-                }
-                WaitPoll::Pending(id) => Some(id),
-            })
+            thread::spawn(
+                move || match stream.mark.poll_wait(0, CHUNK, None, &waker) {
+                    WaitPoll::Ready(result) => {
+                        let mark = result.unwrap();
+                        stream.read_below(mark);
+                        None
+                    }
+                    WaitPoll::Pending(id) => Some(id),
+                },
+            )
         };
         stream.fill(0);
         if let Some(id) = poller.join().unwrap() {
             assert_eq!(recorder.wakes(), 1, "pending, so the publish must wake it");
             let waker = Waker::from(std::sync::Arc::clone(&recorder));
-            match stream.mark.poll_wait(CHUNK, Some(id), &waker) {
+            match stream.mark.poll_wait(0, CHUNK, Some(id), &waker) {
                 WaitPoll::Ready(result) => stream.read_below(result.unwrap()),
                 WaitPoll::Pending(_) => panic!("woken, but not ready on the next poll"),
             }
@@ -426,6 +429,151 @@ fn cancel_races_wake() {
         cancelled.join().unwrap();
         assert_eq!(parked.join().unwrap(), 2 * CHUNK);
         assert!(recorder.wakes() <= 1);
+        assert_eq!(stream.mark.waiter_count(), 0);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ranged streams: several writers (the sequential fill, writer 0, and an on-demand fetch,
+// writer 1), each claiming what it writes, and waiters on ranges that either may complete.
+
+impl Stream {
+    /// A ranged stream of `chunks` chunks, known length.
+    fn ranged(chunks: usize) -> Arc<Self> {
+        Arc::new(Self {
+            mark: Watermark::ranged(chunks as u64 * CHUNK),
+            chunks: (0..chunks).map(|_| UnsafeCell::new(0)).collect(),
+        })
+    }
+
+    /// Writer `me` writes chunk `k`, which it has claimed, then publishes it.
+    fn write(&self, me: u64, k: usize) {
+        // SAFETY: chunk `k` is inside `me`'s claim: no other writer writes it, and no reader
+        // reads it before it is published (invariant 2, generalized; loom checks the reads).
+        self.chunks[k].with_mut(|p| unsafe { *p = Self::byte(k) });
+        let start = k as u64 * CHUNK;
+        self.mark.publish_range(me, start, start + CHUNK);
+    }
+
+    /// A blocking waiter for `[start, end)` that reaches it: every chunk of it holds its bytes.
+    fn wait_range(&self, start: u64, end: u64) -> u64 {
+        let run = self
+            .mark
+            .wait_range(start, end, None)
+            .expect("the stream does not fail")
+            .expect("no timeout");
+        assert!(
+            run >= end,
+            "woken with the run ending at {run}, before {end}"
+        );
+        for k in (start / CHUNK) as usize..(end / CHUNK) as usize {
+            // SAFETY: the wait returned: chunk `k` of the range is present.
+            let byte = self.chunks[k].with(|p| unsafe { *p });
+            assert_eq!(byte, Self::byte(k), "chunk {k} of {start}..{end}");
+        }
+        run
+    }
+}
+
+/// The sequential fill (chunks 0 and 1, claimed one at a time) and a fetch (chunk 2, claimed
+/// whole) write at once; a waiter waits for a range that spans both writers' bytes, another
+/// for the fetch's alone. The fill, reaching chunk 2, finds it present or claimed, never free:
+/// no byte is written twice. The last publish completes the stream.
+#[test]
+fn fill_and_fetch_meet_and_wake_a_waiter_spanning_both() {
+    model(Some(3), || {
+        let stream = Stream::ranged(3);
+        let spanning = {
+            let stream = Arc::clone(&stream);
+            thread::spawn(move || stream.wait_range(CHUNK, 3 * CHUNK))
+        };
+        let fetch = {
+            let stream = Arc::clone(&stream);
+            thread::spawn(move || {
+                if let Some(range) = stream.mark.claim_fetch(1, 2 * CHUNK, CHUNK, CHUNK) {
+                    assert_eq!(range, 2 * CHUNK..3 * CHUNK);
+                    stream.write(1, 2);
+                }
+                stream.mark.release(1);
+            })
+        };
+        for k in 0..3 {
+            let at = k as u64 * CHUNK;
+            match stream.mark.claim_at(0, at, at + CHUNK) {
+                At::Free { end } => {
+                    assert_eq!(end, at + CHUNK);
+                    stream.write(0, k);
+                }
+                At::Present { .. } | At::Claimed { .. } => assert_eq!(k, 2, "only the fetch's"),
+            }
+        }
+        stream.mark.release(0);
+        fetch.join().unwrap();
+        assert_eq!(spanning.join().unwrap(), 3 * CHUNK);
+        assert_eq!(stream.mark.status(), Status::Complete { len: 3 * CHUNK });
+        assert_eq!(stream.mark.present(), vec![0..3 * CHUNK]);
+        assert_eq!(stream.mark.waiter_count(), 0);
+    });
+}
+
+/// A waiter on an island (bytes far ahead of the prefix) is woken by the fetch that writes it,
+/// while the fill publishes below: only `publish_range` under the lock can wake it, so a lost
+/// wake-up is a deadlock. Every interleaving.
+#[test]
+fn a_waiter_on_an_island_is_woken_by_its_fetch() {
+    model(None, || {
+        let stream = Stream::ranged(3);
+        let waiter = {
+            let stream = Arc::clone(&stream);
+            thread::spawn(move || stream.wait_range(2 * CHUNK, 3 * CHUNK))
+        };
+        let range = stream.mark.claim_fetch(1, 2 * CHUNK, CHUNK, CHUNK);
+        assert_eq!(range, Some(2 * CHUNK..3 * CHUNK));
+        stream.write(1, 2);
+        stream.mark.release(1);
+        assert_eq!(waiter.join().unwrap(), 3 * CHUNK);
+        assert_eq!(stream.mark.present(), vec![2 * CHUNK..3 * CHUNK]);
+        assert_eq!(stream.mark.waiter_count(), 0);
+    });
+}
+
+/// A fetch cancelled mid-way: it has claimed chunks 1 and 2, written chunk 1, and stops (every
+/// handle dropped), failing the stream and releasing its claim. A waiter on chunk 1 gets its
+/// bytes or, if it looked after the failure with chunk 1 present, still its bytes; a waiter on
+/// chunk 2 gets the error, never a hang and never unwritten bytes; the fill's chunk 0 stays
+/// readable.
+#[test]
+fn a_fetch_cancelled_mid_way_fails_only_the_missing_bytes() {
+    model(Some(3), || {
+        let stream = Stream::ranged(3);
+        let on_written = {
+            let stream = Arc::clone(&stream);
+            thread::spawn(move || stream.wait_range(CHUNK, 2 * CHUNK))
+        };
+        let on_missing = {
+            let stream = Arc::clone(&stream);
+            thread::spawn(move || {
+                stream
+                    .mark
+                    .wait_range(2 * CHUNK, 3 * CHUNK, None)
+                    .expect_err("never written")
+            })
+        };
+        if let At::Free { .. } = stream.mark.claim_at(0, 0, CHUNK) {
+            stream.write(0, 0);
+        }
+        stream.mark.release(0);
+        let range = stream.mark.claim_fetch(1, CHUNK, 2 * CHUNK, CHUNK);
+        assert_eq!(range, Some(CHUNK..3 * CHUNK));
+        stream.write(1, 1);
+        stream
+            .mark
+            .fail(io::Error::other("every handle was dropped"));
+        stream.mark.release(1);
+        assert_eq!(on_written.join().unwrap(), 2 * CHUNK);
+        let error = on_missing.join().unwrap();
+        assert!(error.to_string().contains("dropped"), "{error}");
+        assert_eq!(stream.mark.present(), vec![0..2 * CHUNK]);
         assert_eq!(stream.mark.waiter_count(), 0);
     });
 }

@@ -3,14 +3,17 @@
 //! cancellation is written here, once.
 //!
 //! One file per adapter: `read.rs` (any `Read`), `chunks.rs` (an iterator of chunks),
-//! `stream.rs` (an async `Stream`, polled on the filler thread), `resumable.rs` (`open(offset)`).
+//! `stream.rs` (an async `Stream`, polled on the filler thread), `resumable.rs` (`open(offset)`),
+//! `ranged.rs` (a part of `open(range)`).
 
 mod chunks;
+mod ranged;
 mod read;
 mod resumable;
 mod stream;
 
 pub(crate) use chunks::Chunks;
+pub(crate) use ranged::{OpenRange, RangedPart};
 pub(crate) use read::Plain;
 pub(crate) use resumable::Resumable;
 pub(crate) use stream::BlockingStream;
@@ -134,6 +137,14 @@ impl<'a, S: Source> Feed<'a, S> {
             };
             self.after_break(error)?;
         }
+    }
+
+    /// Moves on to `offset`, ahead of the bytes delivered so far, without reading the bytes in
+    /// between: the next read opens the (resumable) source there.
+    pub(crate) fn skip_to(&mut self, offset: u64) {
+        debug_assert!(self.source.resumable() && offset >= self.offset);
+        self.offset = offset;
+        self.open = false;
     }
 
     /// The source broke with `error`: wait the backoff and allow a re-open, or give up with it.

@@ -1,0 +1,228 @@
+//! The writers of a ranged stream (`Builder::spawn_ranged`): the sequential fill, on the filler
+//! thread, and the on-demand fetches, each on a thread of its own, at most `max_fetches` at
+//! once. Every writer claims the bytes it is about to write (`Watermark::claim_at`,
+//! `claim_fetch`), writes them through the storage's raw pointer, and publishes them
+//! (`publish_range`): no byte is written twice, and none is written once present.
+
+use crate::ranges::{At, WriterId};
+use crate::shared::Shared;
+use crate::source::{Feed, OpenRange, RangedPart};
+use crate::storage::Fixed;
+use crate::sync::Mutex;
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::thread;
+
+/// The sequential fill's writer id; fetches count up from 1.
+const FILL: WriterId = 0;
+
+/// How far ahead of the mark a read must be to be fetched at once, and how much one fetch
+/// brings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FetchSettings {
+    pub(crate) fetch_ahead: u64,
+    pub(crate) fetch_span: u64,
+    pub(crate) max_fetches: usize,
+}
+
+/// What a ranged stream keeps beside the watermark: its storage, its `open`, and the queue of
+/// fetches asked for.
+pub(crate) struct Ranged {
+    fixed: Fixed,
+    open: Arc<OpenRange>,
+    queue: Mutex<Queue>,
+}
+
+impl std::fmt::Debug for Ranged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ranged")
+            .field("fixed", &self.fixed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Offsets waiting for a fetch, and how many fetch threads run.
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: VecDeque<u64>,
+    running: usize,
+    next_id: WriterId,
+}
+
+impl Ranged {
+    pub(crate) fn new(fixed: Fixed, open: Arc<OpenRange>) -> Self {
+        Self {
+            fixed,
+            open,
+            queue: Mutex::new(Queue {
+                next_id: FILL + 1,
+                ..Queue::default()
+            }),
+        }
+    }
+}
+
+/// A reader needs the byte at `offset`, which is not present: if it is far enough ahead of the
+/// mark, and no fetch will bring it, a fetch starts now (or as soon as one of the
+/// `max_fetches` is free).
+pub(crate) fn request(shared: &Arc<Shared>, offset: u64) {
+    let Some(ranged) = &shared.ranged else { return };
+    let fetch = shared.settings.fetch;
+    if fetch.max_fetches == 0
+        || offset < shared.mark.available().saturating_add(fetch.fetch_ahead)
+        || shared.mark.run_end(offset).is_some()
+        || shared.mark.claimed_until(offset).is_some()
+        || shared.cancel.check().is_err()
+    {
+        return;
+    }
+    let mut queue = ranged.queue.lock();
+    if queue
+        .waiting
+        .iter()
+        .any(|&w| w <= offset && offset < w.saturating_add(fetch.fetch_span))
+    {
+        return; // Asked for already: that fetch will bring it.
+    }
+    if queue.running >= fetch.max_fetches {
+        queue.waiting.push_back(offset);
+        return;
+    }
+    queue.running += 1;
+    drop(queue);
+    let worker = Arc::clone(shared);
+    // Named after the filler thread, so that a user who names one finds all of a cache's.
+    let spawned = thread::Builder::new()
+        .name(format!("{}:fetch", shared.settings.thread_name()))
+        .spawn(move || fetch_loop(&worker, offset));
+    if spawned.is_err() {
+        // No thread: the sequential fill will bring the byte in time.
+        ranged.queue.lock().running -= 1;
+    }
+}
+
+/// A fetch thread: fetches `first`, then whatever waits in the queue, then ends.
+fn fetch_loop(shared: &Shared, first: u64) {
+    let ranged = shared.ranged.as_ref().expect("a ranged stream");
+    let mut next = Some(first);
+    while let Some(offset) = next {
+        let id = {
+            let mut queue = ranged.queue.lock();
+            queue.next_id += 1;
+            queue.next_id - 1
+        };
+        if let Err(error) = fetch_one(shared, ranged, id, offset) {
+            shared.mark.fail(error);
+        }
+        shared.mark.release(id);
+        let mut queue = ranged.queue.lock();
+        next = queue.waiting.pop_front();
+        if next.is_none() || !shared.mark.is_filling() || shared.cancel.check().is_err() {
+            queue.waiting.clear();
+            queue.running -= 1;
+            return;
+        }
+    }
+}
+
+/// One on-demand fetch: claims the free bytes around `offset`, opens them, writes and
+/// publishes them chunk by chunk.
+fn fetch_one(shared: &Shared, ranged: &Ranged, id: WriterId, offset: u64) -> io::Result<()> {
+    let chunk = shared.settings.chunk_size as u64;
+    let Some(range) = shared
+        .mark
+        .claim_fetch(id, offset, shared.settings.fetch.fetch_span, chunk)
+    else {
+        return Ok(()); // Present or claimed by now.
+    };
+    let part = RangedPart::new(Arc::clone(&ranged.open), range.clone());
+    let mut feed = Feed::new(
+        part,
+        &shared.cancel,
+        shared.settings.retry,
+        Some(range.end - range.start),
+    );
+    let mut pos = range.start;
+    while pos < range.end {
+        if !shared.mark.is_filling() {
+            return Ok(()); // Failed elsewhere: stop writing.
+        }
+        let end = range.end.min(pos + chunk);
+        // SAFETY: `[pos, end)` is inside this fetch's claim (`claim_fetch` above; the claim
+        // shrinks only as this writer publishes): no other writer writes there and no reader
+        // reads there until it is published (invariant 2, generalized).
+        let region = unsafe { ranged.fixed.region(pos, end) };
+        let n = feed.read(region)?;
+        shared.mark.publish_range(id, pos, pos + n as u64);
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+/// The sequential fill of a ranged stream: `open(0..len)`, writing every free byte in order.
+/// Arriving at bytes already present (or claimed by a fetch), it re-opens past them when they
+/// are at least `fetch_ahead` long, and otherwise reads through them and compares: a source
+/// whose bytes changed fails the stream with `InvalidData`, never splices.
+pub(crate) fn fill(shared: &Shared) -> io::Result<()> {
+    let ranged = shared.ranged.as_ref().expect("a ranged stream");
+    let len = ranged.fixed.len();
+    let chunk = shared.settings.chunk_size as u64;
+    let part = RangedPart::new(Arc::clone(&ranged.open), 0..len);
+    let mut feed = Feed::new(part, &shared.cancel, shared.settings.retry, Some(len));
+    let mut scratch = Vec::new();
+    let mut pos = 0;
+    let result = (|| {
+        while pos < len {
+            if !shared.mark.is_filling() {
+                return Ok(()); // Failed elsewhere (or complete): nothing more to write.
+            }
+            shared.cancel.check()?;
+            match shared.mark.claim_at(FILL, pos, len.min(pos + chunk)) {
+                At::Free { end } => {
+                    // SAFETY: `[pos, end)` is the fill's claim, just taken (invariant 2,
+                    // generalized): no other writer, no reader until published.
+                    let region = unsafe { ranged.fixed.region(pos, end) };
+                    let n = feed.read(region)? as u64;
+                    shared.mark.publish_range(FILL, pos, pos + n);
+                    pos += n;
+                }
+                At::Present { end } | At::Claimed { end }
+                    if end - pos >= shared.settings.fetch.fetch_ahead =>
+                {
+                    feed.skip_to(end);
+                    pos = end;
+                }
+                At::Present { end } | At::Claimed { end } => {
+                    let n = (end - pos).min(chunk) as usize;
+                    scratch.resize(n, 0);
+                    let n = feed.read(&mut scratch)?;
+                    compare(shared, pos, &scratch[..n])?;
+                    pos += n as u64;
+                }
+            }
+        }
+        Ok(())
+    })();
+    shared.mark.release(FILL);
+    result
+}
+
+/// The fill read `bytes` at `pos` over bytes a fetch wrote (or is writing): they must be the
+/// same.
+fn compare(shared: &Shared, pos: u64, bytes: &[u8]) -> io::Result<()> {
+    let end = pos + bytes.len() as u64;
+    // A fetch may still be writing them: wait (its failure fails the stream, and this wait).
+    shared.mark.wait_range(pos, end, None)?;
+    let present = shared.published(pos, end).expect("waited for these bytes");
+    match present.iter().zip(bytes).position(|(a, b)| a != b) {
+        None => Ok(()),
+        Some(i) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the source changed: byte {} differs from the one an earlier request returned",
+                pos + i as u64
+            ),
+        )),
+    }
+}
