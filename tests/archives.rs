@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::noise;
 use bytes::Bytes;
+use common::noise;
 use std::io::{self, Cursor, Read, Write};
 use std::sync::mpsc;
 use std::thread;

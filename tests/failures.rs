@@ -533,7 +533,10 @@ fn bad_temp_dir(dir: &Path, memory_limit: u64, kind: Kind) {
         .chunk_size(10_000)
         .temp_dir(dir);
     let (cache, log) = match kind {
-        Kind::Plain => (builder.spawn(PatternSource::new(LEN).piece(7000)).unwrap(), None),
+        Kind::Plain => (
+            builder.spawn(PatternSource::new(LEN).piece(7000)).unwrap(),
+            None,
+        ),
         Kind::Resumable => {
             let opener = Opener::new(LEN, &[], &[]).piece(7000);
             let log = opener.log();
@@ -669,7 +672,12 @@ fn full_disk(memory_limit: u64, kind: Kind, breaks: &[Open]) {
         .memory_limit(memory_limit as usize)
         .temp_dir(mount.path());
     let (cache, log) = match kind {
-        Kind::Plain => (builder.spawn(PatternSource::new(LEN).piece(50_000)).unwrap(), None),
+        Kind::Plain => (
+            builder
+                .spawn(PatternSource::new(LEN).piece(50_000))
+                .unwrap(),
+            None,
+        ),
         Kind::Resumable => {
             let opener = Opener::new(LEN, breaks, &[]).piece(50_000);
             let log = opener.log();

@@ -1087,7 +1087,9 @@ fn readers_wait_through_a_break_and_see_no_error() {
         .retry_backoff(Duration::from_millis(5))
         .spawn_resumable(move |offset| {
             if offset == 0 {
-                return Ok(PatternSource::new(LEN).fault(AT, Fault::Error(ErrorKind::ConnectionReset)));
+                return Ok(
+                    PatternSource::new(LEN).fault(AT, Fault::Error(ErrorKind::ConnectionReset))
+                );
             }
             opened_tx.send(offset).unwrap();
             go_rx.recv_timeout(HANG_GUARD).unwrap();

@@ -47,7 +47,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 use streamcache::{Reader, Status, StreamCache};
 
-
 /// Error kinds a source may fail with.
 const SOURCE_ERRORS: [ErrorKind; 7] = [
     ErrorKind::ConnectionReset,
@@ -151,7 +150,9 @@ impl Gate {
 
     fn wait(&self) {
         let open = self.open.lock().unwrap();
-        let _ = self.cond.wait_timeout_while(open, HANG_GUARD, |open| !*open);
+        let _ = self
+            .cond
+            .wait_timeout_while(open, HANG_GUARD, |open| !*open);
     }
 }
 

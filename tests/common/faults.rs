@@ -9,8 +9,8 @@ use super::{no_hang, outcome};
 use std::io::{self, ErrorKind, Read};
 use std::path::Path;
 use std::process::Command;
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -45,7 +45,10 @@ pub fn streamer(cache: &StreamCache, what: &'static str) -> JoinHandle<(u64, io:
 
 /// Joins a [`streamer`], bounded.
 #[track_caller]
-pub fn join_streamer(handle: JoinHandle<(u64, io::Result<()>)>, what: &str) -> (u64, io::Result<()>) {
+pub fn join_streamer(
+    handle: JoinHandle<(u64, io::Result<()>)>,
+    what: &str,
+) -> (u64, io::Result<()>) {
     let label = what.to_owned();
     no_hang(what, move || {
         handle
