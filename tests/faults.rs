@@ -14,17 +14,17 @@ use common::faults::{
     assert_complete, assert_failed, join_streamer, offsets, retrying, streamer, Open, OpenLog,
     Opener, QUICK,
 };
-use common::http::read_range_request;
-use common::offsets::{assert_pattern, fill_pattern, pattern, temp_dir, KIB, MIB};
+use common::http::{range_server, Cut, Ranges};
+use common::offsets::{assert_pattern, pattern, temp_dir, KIB, MIB};
 use common::source::{everything, injected, one_more, Fault, PatternSource};
 use common::{no_hang, outcome, HANG_GUARD};
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, ErrorKind, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 use streamcache::{Builder, Status, StreamCache, TRANSIENT_ERROR_KINDS};
@@ -48,111 +48,8 @@ fn the_transient_kinds_are_the_documented_ones() {
 
 // ---------------------------------------------------------------------------------------------
 // A raw HTTP server on 127.0.0.1 that hangs up, and honours Range on the next request
+// (common::http::range_server), and a raw client
 // ---------------------------------------------------------------------------------------------
-
-/// How the server ends one response.
-#[derive(Debug, Clone, Copy)]
-enum HangUp {
-    /// Sends this many body bytes, then closes the connection cleanly (FIN): the client sees an
-    /// early end of the body.
-    Close(u64),
-    /// Sends this many body bytes, then resets the connection (RST).
-    Reset(u64),
-}
-
-struct RangeServer {
-    addr: SocketAddr,
-    /// The `Range` start of every request (`None`: no Range header).
-    requests: Arc<Mutex<Vec<Option<u64>>>>,
-}
-
-/// Serves the pattern of `len` bytes; request `i` ends as `plan[i]` says, later requests are
-/// served whole. Honours `Range: bytes=N-`.
-fn range_server(len: u64, plan: Vec<HangUp>) -> RangeServer {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-    let addr = listener.local_addr().unwrap();
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&requests);
-    // Lives until the test process ends, blocked in `accept` once the test is done.
-    thread::spawn(move || {
-        for (i, conn) in listener.incoming().enumerate() {
-            let Ok(conn) = conn else { continue };
-            if let Err(e) = serve(conn, len, plan.get(i).copied(), &log) {
-                eprintln!("range server: request {i}: {e}");
-            }
-        }
-    });
-    RangeServer { addr, requests }
-}
-
-fn serve(
-    conn: TcpStream,
-    len: u64,
-    hang_up: Option<HangUp>,
-    log: &Mutex<Vec<Option<u64>>>,
-) -> io::Result<()> {
-    conn.set_read_timeout(Some(HANG_GUARD))?;
-    conn.set_write_timeout(Some(HANG_GUARD))?;
-    let range = read_range_request(&mut BufReader::new(conn.try_clone()?))?;
-    log.lock().unwrap().push(range);
-    let start = range.unwrap_or(0).min(len);
-    let mut out = conn;
-    let head = match range {
-        Some(_) => format!(
-            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{len}\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
-            len.saturating_sub(1),
-            len - start
-        ),
-        None => format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"),
-    };
-    out.write_all(head.as_bytes())?;
-    let (end, reset) = match hang_up {
-        Some(HangUp::Close(n)) => ((start + n).min(len), false),
-        Some(HangUp::Reset(n)) => ((start + n).min(len), true),
-        None => (len, false),
-    };
-    let mut at = start;
-    let mut buf = vec![0u8; 16 << 10];
-    while at < end {
-        let n = (end - at).min(buf.len() as u64) as usize;
-        fill_pattern(at, &mut buf[..n]);
-        out.write_all(&buf[..n])?;
-        at += n as u64;
-    }
-    if reset {
-        reset_on_close(&out);
-    } else {
-        out.shutdown(Shutdown::Write)?;
-    }
-    Ok(())
-}
-
-/// Makes dropping `stream` send a RST instead of a FIN (`SO_LINGER` with a zero timeout).
-#[cfg(unix)]
-fn reset_on_close(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `setsockopt` on a socket we own, with a valid `linger` that outlives the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            std::ptr::from_ref(&linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", io::Error::last_os_error());
-}
-
-#[cfg(not(unix))]
-fn reset_on_close(stream: &TcpStream) {
-    let _ = stream.shutdown(Shutdown::Both);
-}
 
 /// The client's `open(offset)`: a GET, with `Range: bytes=offset-` past 0; returns the body.
 fn http_open(addr: SocketAddr, offset: u64) -> io::Result<BufReader<TcpStream>> {
@@ -262,7 +159,11 @@ fn readers_see_one_intact_stream(cache: &StreamCache, len: u64) {
 fn http_server_hangs_up_after_n_bytes_then_honours_range() {
     const LEN: u64 = 2 * MIB + 333;
     const FIRST: u64 = 700_001;
-    let server = range_server(LEN, vec![HangUp::Close(FIRST)]);
+    let server = range_server(
+        pattern(0, LEN).into(),
+        vec![Cut::Close(FIRST)],
+        Ranges::Honour,
+    );
     let addr = server.addr;
     let cache = StreamCache::builder()
         .memory_limit(512 << 10)
@@ -284,12 +185,12 @@ fn http_server_hangs_up_after_n_bytes_then_honours_range() {
 fn http_server_resets_and_closes_repeatedly() {
     const LEN: u64 = 3 * MIB + 17;
     let plan = vec![
-        HangUp::Reset(100_000),
-        HangUp::Close(600_000),
-        HangUp::Reset(1_000_000),
-        HangUp::Close(1),
+        Cut::Reset(100_000),
+        Cut::Close(600_000),
+        Cut::Reset(1_000_000),
+        Cut::Close(1),
     ];
-    let server = range_server(LEN, plan.clone());
+    let server = range_server(pattern(0, LEN).into(), plan.clone(), Ranges::Honour);
     let addr = server.addr;
     let cache = StreamCache::builder()
         .memory_limit(1 << 20)
@@ -309,9 +210,10 @@ fn http_server_resets_and_closes_repeatedly() {
     for (i, w) in starts.windows(2).enumerate() {
         match plan[i] {
             // A clean close delivers every byte sent: the next request starts right after.
-            HangUp::Close(n) => assert_eq!(w[1], w[0] + n, "request {i}: {requests:?}"),
+            Cut::Close(n) => assert_eq!(w[1], w[0] + n, "request {i}: {requests:?}"),
             // A RST may discard bytes the client had not read yet: it resumes from what it got.
-            HangUp::Reset(n) => assert!(w[0] <= w[1] && w[1] <= w[0] + n, "{requests:?}"),
+            Cut::Reset(n) => assert!(w[0] <= w[1] && w[1] <= w[0] + n, "{requests:?}"),
+            Cut::Stall(_) => unreachable!("no stalls in this plan"),
         }
     }
 }
@@ -321,8 +223,8 @@ fn http_server_that_always_hangs_up_after_progress() {
     // Every response stops after 64 KiB: each re-open makes progress, so `retries(1)` is enough.
     const LEN: u64 = MIB + 5;
     const STEP: u64 = 64 << 10;
-    let plan = vec![HangUp::Close(STEP); (LEN / STEP) as usize];
-    let server = range_server(LEN, plan);
+    let plan = vec![Cut::Close(STEP); (LEN / STEP) as usize];
+    let server = range_server(pattern(0, LEN).into(), plan, Ranges::Honour);
     let addr = server.addr;
     let cache = retrying(1)
         .memory_limit(200 << 10)

@@ -143,13 +143,18 @@ pub enum Open {
 /// One call of `open`.
 #[derive(Debug, Clone)]
 pub struct OpenCall {
+    /// The offset asked for.
     pub offset: u64,
+    /// When.
     pub at: Instant,
+    /// The name of the thread it ran on.
     pub thread: Option<String>,
 }
 
+/// Every call of an [`Opener`], in order.
 pub type OpenLog = Arc<Mutex<Vec<OpenCall>>>;
 
+/// The offsets of the calls in `log`, in order.
 pub fn offsets(log: &OpenLog) -> Vec<u64> {
     log.lock().unwrap().iter().map(|c| c.offset).collect()
 }
@@ -183,6 +188,7 @@ pub struct Opener {
 const RUNAWAY: usize = 1000;
 
 impl Opener {
+    /// Serves `len` bytes of the pattern as `plan`, then `then`, say.
     pub fn new(len: u64, plan: &[Open], then: &[Open]) -> Self {
         Self {
             len,
@@ -198,11 +204,13 @@ impl Opener {
         }
     }
 
+    /// Its readers return at most `piece` bytes a read.
     pub fn piece(mut self, piece: usize) -> Self {
         self.piece = piece;
         self
     }
 
+    /// Its readers raise `per_read` `Interrupted` errors before every real read.
     pub fn storm(mut self, per_read: u32) -> Self {
         self.storm = per_read;
         self
@@ -229,6 +237,7 @@ impl Opener {
         Arc::clone(&self.interrupts)
     }
 
+    /// A handle on its calls.
     pub fn log(&self) -> OpenLog {
         Arc::clone(&self.log)
     }
@@ -276,6 +285,7 @@ impl Opener {
         }
     }
 
+    /// `builder.spawn_resumable` over this `open`.
     pub fn spawn(mut self, builder: Builder) -> StreamCache {
         builder
             .spawn_resumable(move |offset| self.open(offset))
