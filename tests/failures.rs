@@ -4,8 +4,8 @@
 //! 8 (errors reach everyone, bad arguments are `InvalidInput`) of DESIGN.md. The faults of
 //! resumable sources, injected at every chunk boundary, and the retry policy are in `faults.rs`.
 //!
-//! The full-disk tests mount a tmpfs, which needs root: they are ignored unless run with
-//! `--ignored` (as `.ci/run` does), and fail when the mount fails.
+//! The tests that mount a tmpfs (a full disk; a read-only temp dir, as root) need root: they are
+//! ignored unless run with `--ignored` (as `.ci/run` does), and fail when the mount fails.
 
 mod common;
 
@@ -592,7 +592,7 @@ fn missing_temp_dir() {
 fn missing_relative_temp_dir_is_named_as_given() {
     // Integration tests run in the package root; this relative path does not exist there.
     let relative = PathBuf::from(format!(
-        "streamcache-faults-missing-{}/spill",
+        "streamcache-failures-missing-{}/spill",
         std::process::id()
     ));
     assert!(!relative.exists());

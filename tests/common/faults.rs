@@ -2,8 +2,7 @@
 //! ([`Opener`]), checks of how a stream ended ([`assert_complete`], [`assert_failed`]), a
 //! reader streaming through it ([`streamer`]) and a tmpfs mount ([`TmpfsMount`]).
 
-use super::offsets::assert_pattern;
-use super::offsets::temp_dir;
+use super::offsets::{assert_pattern, temp_dir};
 use super::source::{Fault, PatternSource};
 use super::{no_hang, outcome};
 use std::io::{self, ErrorKind, Read};
@@ -188,7 +187,8 @@ pub struct Opener {
 const RUNAWAY: usize = 1000;
 
 impl Opener {
-    /// Serves `len` bytes of the pattern as `plan`, then `then`, say.
+    /// Serves `len` bytes of the pattern; call `i` does `plan[i]`, later calls cycle through
+    /// `then` (a clean reader if `then` is empty).
     pub fn new(len: u64, plan: &[Open], then: &[Open]) -> Self {
         Self {
             len,

@@ -200,7 +200,8 @@ pub fn spilling(memory_limit: usize, dir: impl Into<PathBuf>) -> Builder {
         .temp_dir(dir)
 }
 
-/// A fresh directory for spill files, removed when the guard drops.
+/// A fresh directory for spill files, removed when the guard drops: [`offsets::temp_dir`] for
+/// suites that need only one name.
 pub fn spill_dir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("create a temp dir")
+    offsets::temp_dir("spill")
 }
