@@ -3,7 +3,10 @@
 //! gzip (read front to back through `BufRead`). Every entry is compared with what was written.
 #![cfg(not(miri))]
 
+mod common;
+
 use bytes::Bytes;
+use common::noise;
 use std::io::{self, Cursor, Read, Write};
 use std::sync::mpsc;
 use std::thread;
@@ -11,20 +14,6 @@ use std::time::Duration;
 use streamcache::StreamCache;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
-
-/// `len` pseudo-random bytes: incompressible, and with no short period.
-fn random(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// `len` bytes of numbered text lines: compressible.
 fn text(len: usize) -> Vec<u8> {
@@ -91,7 +80,7 @@ fn build_zip() -> (Vec<u8>, Vec<Written>) {
     let entries = vec![
         (
             "stored/random.bin",
-            random(1, 3 << 20),
+            noise(1, 3 << 20),
             CompressionMethod::Stored,
         ),
         (
@@ -102,7 +91,7 @@ fn build_zip() -> (Vec<u8>, Vec<Written>) {
         ("stored/empty", Vec::new(), CompressionMethod::Stored),
         (
             "deflated/random.bin",
-            random(2, 1 << 20),
+            noise(2, 1 << 20),
             CompressionMethod::Deflated,
         ),
         (
@@ -216,12 +205,12 @@ fn build_tar_gz() -> (Vec<u8>, Vec<TarEntry>) {
     let long = format!("deep/{}/file.txt", "very-long-directory-name".repeat(6));
     let files: Vec<(String, Vec<u8>)> = vec![
         ("first.txt".to_owned(), text(100_000)),
-        ("random.bin".to_owned(), random(3, 1 << 20)),
+        ("random.bin".to_owned(), noise(3, 1 << 20)),
         ("empty".to_owned(), Vec::new()),
         ("one".to_owned(), b"1".to_vec()),
-        ("block-minus-one".to_owned(), random(4, 511)),
-        ("block".to_owned(), random(5, 512)),
-        ("block-plus-one".to_owned(), random(6, 513)),
+        ("block-minus-one".to_owned(), noise(4, 511)),
+        ("block".to_owned(), noise(5, 512)),
+        ("block-plus-one".to_owned(), noise(6, 513)),
         (long, text(4096)),
         ("big.txt".to_owned(), text(3 << 20)),
     ];

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{cut, no_hang, pattern, LONG_HANG_GUARD as HANG_GUARD};
+use common::{cut, no_hang, pattern, HANG_GUARD};
 use futures::StreamExt;
 use futures_core::Stream;
 use std::collections::VecDeque;

@@ -10,7 +10,7 @@
 mod common;
 
 use common::wake::{assert_send, assert_send_static, channel_cache, counting_waker, held};
-use common::{eventually, pattern, LONG_HANG_GUARD as HANG_GUARD};
+use common::{eventually, pattern, HANG_GUARD};
 use std::future::Future;
 use std::io::{self, SeekFrom};
 use std::pin::{pin, Pin};

@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{channel, chunks_of, finishes, pattern, spill_dir, spilling, OddReads};
+use common::source::PatternSource;
+use common::{channel, chunks_of, finishes, pattern, spill_dir, spilling};
 use std::io::{self, BufRead, ErrorKind, Read};
 use std::thread;
 use streamcache::{Status, StreamCache};
@@ -118,7 +119,7 @@ fn read_sources_around_the_memory_limit() {
         let data = pattern(len);
         for sizes in [&ODD[..], &[LIMIT], &[LIMIT - 1], &[usize::MAX], &[3, LIMIT]] {
             let cache = spilling(LIMIT, dir.path())
-                .spawn(OddReads::new(data.clone(), sizes))
+                .spawn(PatternSource::new(data.len() as u64).sizes(sizes))
                 .unwrap();
             check_around_cuts(&cache, &data, sizes, &[LIMIT as u64]);
         }
@@ -159,7 +160,7 @@ fn memory_limit_zero() {
         let data = pattern(len);
         for sizes in [&ODD[..], &[1], &[usize::MAX]] {
             let cache = spilling(0, dir.path())
-                .spawn(OddReads::new(data.clone(), sizes))
+                .spawn(PatternSource::new(data.len() as u64).sizes(sizes))
                 .unwrap();
             check_around_cuts(&cache, &data, sizes, &[]);
         }
@@ -179,7 +180,7 @@ fn memory_limit_one() {
     for len in [1, 2, 3, 10_000] {
         let data = pattern(len);
         let cache = spilling(1, dir.path())
-            .spawn(OddReads::new(data.clone(), &ODD))
+            .spawn(PatternSource::new(data.len() as u64).sizes(&ODD))
             .unwrap();
         check_around(&cache, &data, &[1]);
     }
@@ -195,7 +196,7 @@ fn tens_of_mib_through_a_small_memory_limit() {
     let data = pattern(40 * MIB);
     let sizes = [1, 7, 4093, 65537, MIB + 3];
     let cache = spilling(MIB, dir.path())
-        .spawn(OddReads::new(data.clone(), &sizes))
+        .spawn(PatternSource::new(data.len() as u64).sizes(&sizes))
         .unwrap();
 
     // A reader consumes the stream through fill_buf while it arrives.
@@ -321,7 +322,7 @@ fn a_stream_within_the_memory_limit_needs_no_spill_file() {
         let cache = StreamCache::builder()
             .memory_limit(LIMIT)
             .temp_dir(&missing)
-            .spawn(OddReads::new(data.clone(), &ODD))
+            .spawn(PatternSource::new(data.len() as u64).sizes(&ODD))
             .unwrap();
         let outcome = cache.wait_complete();
         assert_eq!(
@@ -362,7 +363,7 @@ fn spill_failure_keeps_the_bytes_in_memory() {
     let cache = StreamCache::builder()
         .memory_limit(LIMIT)
         .temp_dir(&missing)
-        .spawn(OddReads::new(data.clone(), &ODD))
+        .spawn(PatternSource::new(data.len() as u64).sizes(&ODD))
         .unwrap();
     let err = cache.wait_complete().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
@@ -400,7 +401,7 @@ fn max_len_around_the_memory_limit() {
             let data = pattern(len);
             let cache = spilling(LIMIT, dir.path())
                 .max_len(max as u64)
-                .spawn(OddReads::new(data.clone(), &ODD))
+                .spawn(PatternSource::new(data.len() as u64).sizes(&ODD))
                 .unwrap();
             let outcome = cache.wait_complete().map_err(|e| e.kind());
             if len == max {

@@ -9,7 +9,7 @@
 mod common;
 
 use common::offsets::{assert_pattern, canonical_temp_dir, fill_pattern, KIB, MIB};
-use common::{eventually_within, LONG_HANG_GUARD as HANG_GUARD};
+use common::{eventually_within, HANG_GUARD};
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

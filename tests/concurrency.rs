@@ -5,7 +5,7 @@
 mod common;
 
 use common::offsets::{assert_pattern, fill_pattern, pattern, pieces, temp_dir, KIB, MIB};
-use common::{no_hang, LONG_HANG_GUARD as HANG_GUARD};
+use common::{no_hang, HANG_GUARD};
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Barrier};

@@ -1,16 +1,23 @@
-//! Failure paths: source errors and panics, the `max_len` cap, a full disk, a missing temp dir,
-//! bad arguments and a buggy `Read`. Invariants 5 (no SIGBUS) and 8 (errors reach everyone,
-//! bad arguments are `InvalidInput`) of DESIGN.md.
+//! Failure paths of plain sources and of the storage: source errors and panics, the `max_len`
+//! cap, a buggy `Read` that claims more than its buffer, a full disk (a small tmpfs), a temp
+//! dir that is missing, a file or not writable, and bad arguments. Invariants 5 (no SIGBUS) and
+//! 8 (errors reach everyone, bad arguments are `InvalidInput`) of DESIGN.md. The faults of
+//! resumable sources, injected at every chunk boundary, and the retry policy are in `faults.rs`.
+//!
+//! The tests that mount a tmpfs (a full disk; a read-only temp dir, as root) need root: they are
+//! ignored unless run with `--ignored` (as `.ci/run` does), and fail when the mount fails.
 
 mod common;
 
-use common::offsets::{assert_pattern, byte_at, fill_pattern, pieces, temp_dir, KIB, MIB};
-use common::{no_hang, wait_for, LONG_HANG_GUARD as HANG_GUARD};
+use common::faults::{
+    assert_failed, join_streamer, offsets, streamer, Open, Opener, TmpfsMount, QUICK,
+};
+use common::offsets::{assert_pattern, byte_at, pattern, pieces, temp_dir, KIB, MIB};
+use common::source::{everything, one_more, Fault, PatternSource};
+use common::{no_hang, outcome, wait_for, HANG_GUARD};
 use std::io::{self, BufRead, ErrorKind, Read, Seek, SeekFrom};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -20,32 +27,6 @@ use streamcache::{Status, StreamCache};
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// `len` bytes of the pattern, in reads of at most `piece` bytes (so reads do not line up with
-/// chunk or arena boundaries).
-struct PatternReader {
-    pos: u64,
-    len: u64,
-    piece: usize,
-}
-
-impl PatternReader {
-    fn new(len: u64, piece: usize) -> Self {
-        Self { pos: 0, len, piece }
-    }
-}
-
-impl Read for PatternReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = buf
-            .len()
-            .min(self.piece)
-            .min((self.len - self.pos) as usize);
-        fill_pattern(self.pos, &mut buf[..n]);
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
 
 /// What a [`ChanSource`] does next.
 enum Step {
@@ -312,93 +293,108 @@ fn source_error_at_offset_zero_reaches_every_reader() {
 // A panicking source
 // ---------------------------------------------------------------------------------------------
 
-/// Returns a full buffer of the pattern per read, each read waiting for a go from the test;
-/// panics on its third read.
-struct PanicsOnThirdRead {
-    go: Receiver<()>,
-    pos: u64,
-    reads: u32,
+/// A source that, before its first read, waits until the test opens its gate (drops the
+/// sender): readers can park before anything happens.
+struct Gated {
+    gate: Option<Receiver<()>>,
+    inner: PatternSource,
 }
 
-impl Read for PanicsOnThirdRead {
+impl Read for Gated {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.go.recv().is_err() {
-            return Ok(0);
+        if let Some(gate) = self.gate.take() {
+            let _ = gate.recv();
         }
-        self.reads += 1;
-        if self.reads == 3 {
-            panic!("the source exploded on its third read");
-        }
-        fill_pattern(self.pos, buf);
-        self.pos += buf.len() as u64;
-        Ok(buf.len())
+        self.inner.read(buf)
     }
 }
 
-/// A source that panics fails the stream: every reader past the bytes it delivered gets an
-/// error (none hangs), the bytes before stay readable.
+/// A source that panics on its third read fails the stream with `Other` and the panic's
+/// message: every reader past the bytes it delivered gets that error (the ones parked before
+/// the panic too; none hangs), the bytes before stay readable.
 #[test]
 fn a_panicking_source_fails_the_stream() {
     // Shorter under miri, which takes ~250 µs per generated or checked byte.
-    const CHUNK: u64 = if cfg!(miri) { 512 } else { 16 << 10 };
-    let (go, rx) = mpsc::channel();
-    let source = PanicsOnThirdRead {
-        go: rx,
-        pos: 0,
-        reads: 0,
+    const PIECE: u64 = if cfg!(miri) { 512 } else { 16 << 10 };
+    const AT: u64 = 2 * PIECE;
+    let dir = temp_dir("panic");
+    // All in the arena; the arena ending in the second read (the third is the first one in the
+    // spill file); no arena. Only the first under miri, which cannot map the spill file.
+    let limits: &[u64] = if cfg!(miri) {
+        &[MIB]
+    } else {
+        &[MIB, PIECE * 3 / 2, 0]
     };
-    let cache = StreamCache::builder()
-        .chunk_size(CHUNK as usize)
-        .spawn(source)
-        .unwrap();
+    for &memory_limit in limits {
+        let what = format!("panic on the third read (memory_limit {memory_limit})");
+        let message = format!("source: injected panic at byte {AT}");
+        let (gate, closed) = mpsc::channel();
+        let cache = StreamCache::builder()
+            .memory_limit(memory_limit as usize)
+            .temp_dir(dir.path())
+            .chunk_size(PIECE as usize)
+            .spawn(Gated {
+                gate: Some(closed),
+                inner: PatternSource::new(MIB)
+                    .piece(PIECE as usize)
+                    .fault(AT, Fault::Panic),
+            })
+            .unwrap();
 
-    // Park readers first, at and past where the panic will happen.
-    let parked: Vec<_> = [CHUNK * 2 + 1, CHUNK * 3, u64::MAX]
-        .into_iter()
-        .map(|target| {
-            let cache = cache.clone();
-            thread::spawn(move || cache.wait_for(target))
-        })
-        .collect();
-    let slicer = {
-        let cache = cache.clone();
-        thread::spawn(move || cache.slice(..).map(<[u8]>::to_vec))
-    };
-    for _ in 0..3 {
-        go.send(()).unwrap();
-    }
-
-    let check = |e: io::Error, what: &str| {
+        // Park readers first, at and past where the panic will happen.
+        let parked: Vec<_> = [AT + 1, AT + PIECE, u64::MAX]
+            .into_iter()
+            .map(|target| {
+                let cache = cache.clone();
+                thread::spawn(move || cache.wait_for(target).map(drop))
+            })
+            .chain([{
+                let cache = cache.clone();
+                thread::spawn(move || cache.slice(..).map(drop))
+            }])
+            .collect();
+        thread::sleep(Duration::from_millis(20));
         assert!(
-            e.to_string().contains("the source exploded"),
-            "{what}: the error {e:?} does not carry the panic's message"
+            parked.iter().all(|t| !t.is_finished()),
+            "{what}: a reader returned before the source read anything"
         );
-    };
-    for t in parked {
-        let result = no_hang("a parked reader", move || t.join().unwrap());
-        check(result.expect_err("a reader past the panic"), "wait_for");
-    }
-    let result = no_hang("slice(..)", move || slicer.join().unwrap());
-    check(result.expect_err("slice(..) past the panic"), "slice(..)");
+        drop(gate);
 
-    let Status::Failed { available, error } = cache.status() else {
-        panic!("expected Failed, got {:?}", cache.status());
-    };
-    assert_eq!(
-        available,
-        2 * CHUNK,
-        "the two reads before the panic were kept"
-    );
-    assert_eq!(cache.wait_complete().unwrap_err().kind(), error);
-    assert_eq!(cache.len(), None);
-    assert_pattern(
-        0,
-        cache.slice(..available).unwrap(),
-        "bytes before the panic",
-    );
-    check(
-        cache.read_at(available, &mut [0; 1]).unwrap_err(),
-        "read_at after",
+        for t in parked {
+            let result = no_hang("a parked reader", move || t.join().unwrap());
+            let e = result.expect_err("a reader past the panic");
+            assert_eq!(e.kind(), ErrorKind::Other, "{what}: {e}");
+            assert!(
+                e.to_string().contains(&message),
+                "{what}: the error {e:?} does not carry the panic's message"
+            );
+        }
+        let err = assert_failed(&cache, AT, ErrorKind::Other, &message, &what);
+        assert!(err.to_string().contains("panicked"), "{what}: {err}");
+    }
+}
+
+/// A chunk iterator that panics on its third item fails the stream in the same way.
+#[test]
+// The third item lies in the spill file, which miri cannot map.
+#[cfg_attr(miri, ignore = "spills to a file mapping")]
+fn a_chunk_iterator_panicking_on_its_third_item() {
+    let mut n = 0u64;
+    let chunks = std::iter::from_fn(move || {
+        n += 1;
+        assert!(n < 3, "chunk iterator: injected panic on item 3");
+        Some(Ok::<_, io::Error>(pattern((n - 1) * 1000, n * 1000)))
+    });
+    let cache = StreamCache::builder()
+        .memory_limit(1500)
+        .spawn_chunks(chunks)
+        .unwrap();
+    assert_failed(
+        &cache,
+        2000,
+        ErrorKind::Other,
+        "chunk iterator: injected panic on item 3",
+        "chunk iterator panic",
     );
 }
 
@@ -420,7 +416,7 @@ fn capped(kind: SourceKind, memory_limit: usize, cap: u64, len: u64, dir: &Path)
         .max_len(cap)
         .chunk_size(48 << 10);
     match kind {
-        SourceKind::Read => builder.spawn(PatternReader::new(len, 40_000)),
+        SourceKind::Read => builder.spawn(PatternSource::new(len).piece(40_000)),
         SourceKind::Chunks => builder.spawn_chunks(pieces(0, len, 30_000).map(io::Result::Ok)),
     }
     .unwrap()
@@ -516,182 +512,236 @@ fn max_len_wakes_readers_parked_past_the_cap() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A full disk (invariant 5: no SIGBUS)
+// A temp dir that is missing or not writable
 // ---------------------------------------------------------------------------------------------
 
-/// A tmpfs mounted on a fresh directory, unmounted on drop.
-struct TmpfsMount {
-    dir: tempfile::TempDir,
+/// How the test source is made.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Plain,
+    Resumable,
 }
 
-impl TmpfsMount {
-    /// Mounts a tmpfs of `size` (e.g. "4m"), or returns `None` (after saying why) when that is
-    /// not allowed here. With `STREAMCACHE_REQUIRE_TMPFS=1` a failed mount fails the test.
-    fn new(size: &str) -> Option<Self> {
-        let dir = temp_dir("tmpfs");
-        let result = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        let failure = match result {
-            Ok(out) if out.status.success() => return Some(Self { dir }),
-            Ok(out) => format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr)),
-            Err(e) => e.to_string(),
-        };
-        let message = format!("cannot mount a tmpfs (are we root?): {}", failure.trim());
-        if std::env::var("STREAMCACHE_REQUIRE_TMPFS").as_deref() == Ok("1") {
-            panic!("STREAMCACHE_REQUIRE_TMPFS=1 and {message}");
+/// The bytes that fit in memory stay readable; readers past them get an error naming `dir` as
+/// it was given; a resumable source is not re-opened for a storage error.
+fn bad_temp_dir(dir: &Path, memory_limit: u64, kind: Kind) {
+    const LEN: u64 = 300 * KIB;
+    let given = dir.display().to_string();
+    let what = format!("temp_dir {given} ({kind:?}, memory_limit {memory_limit})");
+    let builder = StreamCache::builder()
+        .memory_limit(memory_limit as usize)
+        .chunk_size(10_000)
+        .temp_dir(dir);
+    let (cache, log) = match kind {
+        Kind::Plain => (
+            builder.spawn(PatternSource::new(LEN).piece(7000)).unwrap(),
+            None,
+        ),
+        Kind::Resumable => {
+            let opener = Opener::new(LEN, &[], &[]).piece(7000);
+            let log = opener.log();
+            (
+                opener.spawn(builder.expected_len(LEN).retry_backoff(QUICK)),
+                Some(log),
+            )
         }
-        eprintln!("SKIPPED full-disk test: {message}");
-        None
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for TmpfsMount {
-    fn drop(&mut self) {
-        // The filler may take a moment to close the spill file after the last handle drops;
-        // fall back to a lazy unmount so the mount never outlives the test process.
-        for _ in 0..100 {
-            let ok = Command::new("umount").arg(self.path()).status();
-            if matches!(ok, Ok(s) if s.success()) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        let _ = Command::new("umount").arg("-l").arg(self.path()).status();
-    }
-}
-
-/// A 16 MiB stream into a 4 MiB tmpfs: the cache fails with `StorageFull` (never SIGBUS, which
-/// would kill this process), the error names the directory, and the bytes that fit stay readable.
-fn full_disk(memory_limit: usize) {
-    const TOTAL: u64 = 16 * MIB;
-    let Some(mount) = TmpfsMount::new("4m") else {
-        return;
     };
-    let cache = StreamCache::builder()
-        .memory_limit(memory_limit)
-        .temp_dir(mount.path())
-        .spawn(PatternReader::new(TOTAL, 64 << 10))
-        .unwrap();
-    // A reader streaming through, checking every byte it gets.
-    let streaming = {
-        let mut reader = cache.reader();
-        thread::spawn(move || {
-            let mut buf = vec![0u8; 100_000];
-            loop {
-                let at = reader.position();
-                match reader.read(&mut buf) {
-                    Ok(0) => return (at, Ok(())),
-                    Ok(n) => assert_pattern(at, &buf[..n], "streaming reader"),
-                    Err(e) => return (at, Err(e)),
-                }
-            }
-        })
-    };
-
-    let err = wait_for(&cache, u64::MAX).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::StorageFull, "{err}");
-    let dir = mount.path().display().to_string();
-    assert!(
-        err.to_string().contains(&dir),
-        "the error {err} does not name the temp dir {dir}"
-    );
+    let reader = streamer(&cache, "streaming reader");
+    let err = outcome(&cache).expect_err(&what);
     let Status::Failed { available, error } = cache.status() else {
-        panic!("expected Failed, got {:?}", cache.status());
+        panic!("{what}: expected Failed, got {:?}", cache.status());
     };
-    assert_eq!(error, ErrorKind::StorageFull);
-    assert!(
-        available > 0 && available <= 4 * MIB,
-        "{available} bytes fit in a 4 MiB tmpfs"
-    );
-    assert!(available >= memory_limit as u64, "the arena was kept");
-    assert_pattern(
-        0,
-        cache.slice(..available).unwrap(),
-        "bytes before the full disk",
-    );
-
-    let (at, result) = no_hang("the streaming reader", move || streaming.join().unwrap());
+    assert_eq!(error, err.kind(), "{what}");
     assert_eq!(
-        at, available,
-        "the streaming reader got every byte that fit"
+        available, memory_limit,
+        "{what}: every byte in memory is kept"
     );
-    assert_eq!(result.unwrap_err().kind(), ErrorKind::StorageFull);
-    drop(cache);
-}
-
-#[test]
-// Mounts a tmpfs (spawns `mount`) and spills to it: neither works under miri.
-#[cfg_attr(miri, ignore = "mounts a tmpfs")]
-fn full_disk_without_arena_is_storage_full_not_sigbus() {
-    full_disk(0);
-}
-
-#[test]
-// Mounts a tmpfs (spawns `mount`) and spills to it: neither works under miri.
-#[cfg_attr(miri, ignore = "mounts a tmpfs")]
-fn full_disk_after_arena_is_storage_full_not_sigbus() {
-    full_disk(1 << 20);
-}
-
-// ---------------------------------------------------------------------------------------------
-// A temp dir that does not exist
-// ---------------------------------------------------------------------------------------------
-
-/// The arena's bytes stay readable; readers past it get an error that names the directory as it
-/// was given.
-fn missing_temp_dir(memory_limit: usize) {
-    let parent = temp_dir("missing");
-    let missing: PathBuf = parent.path().join("does-not-exist").join("spill");
-    let given = missing.display().to_string();
-    let cache = StreamCache::builder()
-        .memory_limit(memory_limit)
-        .temp_dir(&missing)
-        .spawn(PatternReader::new(256 * KIB, 10_000))
-        .unwrap();
-    let err = wait_for(&cache, u64::MAX).unwrap_err();
+    let err = assert_failed(&cache, memory_limit, err.kind(), &given, &what);
     assert!(
-        err.to_string().contains(&given),
-        "the error {err} does not name {given}"
+        !matches!(err.kind(), ErrorKind::Other),
+        "{what}: the OS error's kind is kept: {err:?}"
     );
-    let arena = memory_limit as u64;
-    assert_eq!(
-        cache.status(),
-        Status::Failed {
-            available: arena,
-            error: err.kind()
-        }
-    );
-    assert_pattern(0, cache.slice(..arena).unwrap(), "bytes in the arena");
-    assert_eq!(cache.wait_for(arena).unwrap(), arena);
-    for result in [
-        cache.read_at(arena, &mut [0; 10]).map(drop),
-        cache.slice(arena..arena + 1).map(drop),
-        cache.reader_at(arena).read(&mut [0; 10]).map(drop),
-    ] {
-        let e = result.expect_err("a read past the arena");
-        assert_eq!(e.kind(), err.kind());
-        assert!(e.to_string().contains(&given), "{e} does not name {given}");
+    let (stopped, result) = join_streamer(reader, &what);
+    assert_eq!(stopped, memory_limit, "{what}");
+    assert!(result.unwrap_err().to_string().contains(&given), "{what}");
+    if let Some(log) = log {
+        assert_eq!(
+            offsets(&log),
+            vec![0],
+            "{what}: a storage error is not retried"
+        );
     }
 }
 
 #[test]
 // Tries to create the spill file (tempfile_in uses O_TMPFILE), which miri does not support.
 #[cfg_attr(miri, ignore = "creates the spill file")]
-fn missing_temp_dir_fails_past_the_arena() {
-    missing_temp_dir(64 << 10);
+fn missing_temp_dir() {
+    let parent = temp_dir("missing");
+    let missing = parent.path().join("does-not-exist").join("spill");
+    for kind in [Kind::Plain, Kind::Resumable] {
+        for memory_limit in [64 * KIB, 0] {
+            bad_temp_dir(&missing, memory_limit, kind);
+        }
+    }
 }
 
 #[test]
 // Tries to create the spill file (tempfile_in uses O_TMPFILE), which miri does not support.
 #[cfg_attr(miri, ignore = "creates the spill file")]
-fn missing_temp_dir_without_arena() {
-    missing_temp_dir(0);
+fn missing_relative_temp_dir_is_named_as_given() {
+    // Integration tests run in the package root; this relative path does not exist there.
+    let relative = PathBuf::from(format!(
+        "streamcache-failures-missing-{}/spill",
+        std::process::id()
+    ));
+    assert!(!relative.exists());
+    bad_temp_dir(&relative, 64 * KIB, Kind::Plain);
+    bad_temp_dir(&relative, 0, Kind::Resumable);
+}
+
+#[test]
+// Tries to create the spill file (tempfile_in uses O_TMPFILE), which miri does not support.
+#[cfg_attr(miri, ignore = "creates the spill file")]
+fn temp_dir_that_is_a_file() {
+    let parent = temp_dir("file");
+    let file = parent.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    for kind in [Kind::Plain, Kind::Resumable] {
+        bad_temp_dir(&file, 64 * KIB, kind);
+    }
+}
+
+#[test]
+// As root (CI), where permissions do not stop a write, this mounts a read-only tmpfs; without
+// root, a directory without write permission does. Never skipped when run.
+#[ignore = "needs root: mounts a tmpfs"]
+#[cfg_attr(miri, ignore = "creates the spill file")]
+fn temp_dir_that_is_not_writable() {
+    let parent = temp_dir("readonly");
+    let dir = parent.path().join("ro");
+    std::fs::create_dir(&dir).unwrap();
+    set_mode(&dir, 0o555);
+    let mount = if tempfile::tempfile_in(&dir).is_ok() {
+        // Writable anyway: we are root.
+        Some(TmpfsMount::new("size=1m,ro"))
+    } else {
+        None
+    };
+    let unwritable = mount.as_ref().map_or(dir.as_path(), TmpfsMount::path);
+    assert!(
+        tempfile::tempfile_in(unwritable).is_err(),
+        "{} is writable",
+        unwritable.display()
+    );
+    for kind in [Kind::Plain, Kind::Resumable] {
+        for memory_limit in [64 * KIB, 0] {
+            bad_temp_dir(unwritable, memory_limit, kind);
+        }
+    }
+    drop(mount);
+    set_mode(&dir, 0o755);
+}
+
+#[cfg(unix)]
+fn set_mode(dir: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[cfg(not(unix))]
+fn set_mode(dir: &Path, mode: u32) {
+    let mut permissions = std::fs::metadata(dir).unwrap().permissions();
+    permissions.set_readonly(mode & 0o200 == 0);
+    std::fs::set_permissions(dir, permissions).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// A full disk mid-spill: an error, never SIGBUS (invariant 5)
+// ---------------------------------------------------------------------------------------------
+
+/// A 16 MiB stream into a 4 MiB tmpfs: `StorageFull` naming the directory (a SIGBUS would kill
+/// the test process), the bytes that fit readable; `breaks` for a resumable source, which must
+/// not be re-opened for the full disk.
+fn full_disk(memory_limit: u64, kind: Kind, breaks: &[Open]) {
+    const LEN: u64 = 16 * MIB;
+    let mount = TmpfsMount::new("size=4m");
+    let given = mount.path().display().to_string();
+    let what = format!("full disk ({kind:?}, memory_limit {memory_limit})");
+    let builder = StreamCache::builder()
+        .memory_limit(memory_limit as usize)
+        .temp_dir(mount.path());
+    let (cache, log) = match kind {
+        Kind::Plain => (
+            builder
+                .spawn(PatternSource::new(LEN).piece(50_000))
+                .unwrap(),
+            None,
+        ),
+        Kind::Resumable => {
+            let opener = Opener::new(LEN, breaks, &[]).piece(50_000);
+            let log = opener.log();
+            (
+                opener.spawn(builder.expected_len(LEN).retries(1).retry_backoff(QUICK)),
+                Some(log),
+            )
+        }
+    };
+    let reader = streamer(&cache, "streaming reader");
+    let err = outcome(&cache).expect_err(&what);
+    assert_eq!(err.kind(), ErrorKind::StorageFull, "{what}: {err}");
+    let Status::Failed { available, .. } = cache.status() else {
+        panic!("{what}: expected Failed, got {:?}", cache.status());
+    };
+    assert!(
+        available >= memory_limit.max(3 * MIB) && available <= 4 * MIB,
+        "{what}: {available} bytes in a 4 MiB tmpfs"
+    );
+    assert_failed(&cache, available, ErrorKind::StorageFull, &given, &what);
+    let (stopped, result) = join_streamer(reader, &what);
+    assert_eq!(
+        stopped, available,
+        "{what}: the reader got every byte that fit"
+    );
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::StorageFull, "{what}");
+    if let Some(log) = log {
+        let mut expected = vec![0];
+        for step in breaks {
+            if let Open::At(at, _) = step {
+                expected.push(*at);
+            }
+        }
+        assert_eq!(
+            offsets(&log),
+            expected,
+            "{what}: a full disk is not retried"
+        );
+    }
+    drop(cache);
+    drop(mount);
+}
+
+#[test]
+#[ignore = "needs root: mounts a tmpfs"]
+// Mounts a tmpfs (spawns `mount`) and spills to it: neither works under miri.
+#[cfg_attr(miri, ignore = "mounts a tmpfs")]
+fn full_disk_mid_spill_is_storage_full_not_sigbus() {
+    full_disk(0, Kind::Plain, &[]);
+    full_disk(MIB, Kind::Plain, &[]);
+}
+
+#[test]
+#[ignore = "needs root: mounts a tmpfs"]
+// Mounts a tmpfs (spawns `mount`) and spills to it: neither works under miri.
+#[cfg_attr(miri, ignore = "mounts a tmpfs")]
+fn full_disk_with_a_resumable_source() {
+    let breaks = [
+        Open::At(MIB + 12_345, Fault::Error(ErrorKind::ConnectionReset)),
+        Open::At(3 * MIB - 1, Fault::End),
+    ];
+    full_disk(0, Kind::Resumable, &breaks);
+    full_disk(MIB / 2, Kind::Resumable, &breaks);
+    full_disk(MIB, Kind::Resumable, &[]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -795,7 +845,7 @@ fn bad_arguments_are_invalid_input_without_waiting() {
 #[test]
 fn bad_arguments_on_a_complete_stream() {
     const LEN: u64 = 100;
-    let cache = StreamCache::new(PatternReader::new(LEN, 64)).unwrap();
+    let cache = StreamCache::new(PatternSource::new(LEN).piece(64)).unwrap();
     assert_eq!(wait_for(&cache, u64::MAX).unwrap(), LEN);
 
     let mut reader = cache.reader_at(7);
@@ -841,81 +891,38 @@ fn bad_arguments_on_a_complete_stream() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A buggy `Read` that claims more than the buffer
+// A buggy Read that claims more than the buffer
 // ---------------------------------------------------------------------------------------------
 
-/// The largest good read of an [`Overclaiming`] source: smaller under miri, which takes ~250 µs
-/// per generated byte.
-const OVERCLAIM_PIECE: usize = if cfg!(miri) { 100 } else { 10_000 };
-
-/// Reads of up to `OVERCLAIM_PIECE` pattern bytes; after `good_reads` of them, fills the buffer
-/// and claims `claim(buf.len())` bytes. `delivered` counts the bytes of the good reads.
-struct Overclaiming {
-    delivered: Arc<AtomicU64>,
-    good_reads: u32,
-    reads: u32,
-    claim: fn(usize) -> usize,
-}
-
-impl Read for Overclaiming {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let pos = self.delivered.load(Ordering::SeqCst);
-        let n = buf.len().min(OVERCLAIM_PIECE);
-        fill_pattern(pos, &mut buf[..n]);
-        if self.reads == self.good_reads {
-            return Ok((self.claim)(buf.len()));
-        }
-        self.reads += 1;
-        self.delivered.store(pos + n as u64, Ordering::SeqCst);
-        Ok(n)
-    }
-}
-
 /// The cache refuses the impossible count with `InvalidData` instead of reading or publishing
-/// memory past the buffer; the bytes before stay correct.
-fn overclaiming_source(memory_limit: usize, good_reads: u32, claim: fn(usize) -> usize) {
+/// memory past the buffer; the bytes before stay correct and readable.
+#[test]
+fn a_read_claiming_more_than_its_buffer_is_invalid_data() {
+    // Shorter under miri, which takes ~250 µs per generated byte and cannot map the spill file.
+    let (at, piece, limits): (u64, usize, &[usize]) = if cfg!(miri) {
+        (2_000, 100, &[MIB as usize])
+    } else {
+        // In the arena; in the spill file after an arena; with no arena.
+        (50_000, 5000, &[MIB as usize, 30_000, 0])
+    };
     let dir = temp_dir("overclaim");
-    let delivered = Arc::new(AtomicU64::new(0));
-    let cache = StreamCache::builder()
-        .memory_limit(memory_limit)
-        .temp_dir(dir.path())
-        .chunk_size(32 << 10)
-        .spawn(Overclaiming {
-            delivered: delivered.clone(),
-            good_reads,
-            reads: 0,
-            claim,
-        })
-        .unwrap();
-    let err = wait_for(&cache, u64::MAX).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
-    let good = delivered.load(Ordering::SeqCst);
-    assert!(
-        good >= u64::from(good_reads),
-        "the good reads were delivered"
-    );
-    assert_eq!(
-        cache.status(),
-        Status::Failed {
-            available: good,
-            error: ErrorKind::InvalidData
+    for &memory_limit in limits {
+        for (name, claim) in [
+            ("len + 1", one_more as fn(usize) -> usize),
+            ("usize::MAX", everything),
+        ] {
+            let what = format!("plain overclaim {name} (memory_limit {memory_limit})");
+            let cache = StreamCache::builder()
+                .memory_limit(memory_limit)
+                .temp_dir(dir.path())
+                .chunk_size(8000)
+                .spawn(
+                    PatternSource::new(MIB)
+                        .piece(piece)
+                        .fault(at, Fault::Overclaim(claim)),
+                )
+                .unwrap();
+            assert_failed(&cache, at, ErrorKind::InvalidData, "", &what);
         }
-    );
-    assert_pattern(0, cache.slice(..good).unwrap(), "bytes before the bad read");
-    let e = cache.read_at(good, &mut [0; 1]).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidData);
-}
-
-#[test]
-fn a_read_claiming_more_than_the_buffer_fails_in_the_arena() {
-    overclaiming_source(1 << 20, 20, |len| len + 1);
-    overclaiming_source(1 << 20, 20, |_| usize::MAX);
-}
-
-#[test]
-// Spills to the temp file, which miri cannot map.
-#[cfg_attr(miri, ignore = "spills to a file mapping")]
-fn a_read_claiming_more_than_the_buffer_fails_in_the_spill_file() {
-    overclaiming_source(64 << 10, 30, |len| len + 1);
-    overclaiming_source(64 << 10, 30, |_| usize::MAX);
+    }
 }

@@ -1,531 +1,55 @@
 #![cfg(not(miri))]
 //! The fault suite (issue 7): resumable sources against a real TCP server that hangs up, source
 //! faults at every chunk boundary ±1 (in the arena and in the spill file), `Interrupted` storms,
-//! panicking, over-claiming and unopenable sources, the exact retry count and backoff of
-//! `spawn_resumable`, cancellation while retrying, a missing or unwritable `temp_dir`, and a full
-//! disk (a small tmpfs) with plain and resumable sources.
+//! panicking and over-claiming resumable sources and `open`s, the exact retry count and backoff
+//! of `spawn_resumable`, and cancellation while retrying. The failures of plain sources and of
+//! the storage (a panicking or over-claiming `Read`, a missing or unwritable `temp_dir`, a full
+//! disk, with plain and resumable sources) are in `failures.rs`.
 //!
 //! Every wait is bounded by [`HANG_GUARD`]; timing checks are lower bounds only.
 
 mod common;
 
-use common::http::read_range_request;
-use common::offsets::{assert_pattern, fill_pattern, pattern, temp_dir, KIB, MIB};
-use common::{no_hang, outcome, LONG_HANG_GUARD as HANG_GUARD};
+use common::faults::{
+    assert_complete, assert_failed, join_streamer, offsets, retrying, streamer, Open, OpenLog,
+    Opener, QUICK,
+};
+use common::http::{range_server, Cut, Ranges};
+use common::offsets::{assert_pattern, pattern, temp_dir, KIB, MIB};
+use common::source::{everything, injected, one_more, Fault, PatternSource};
+use common::{no_hang, outcome, HANG_GUARD};
 use std::collections::BTreeSet;
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::io::{self, BufRead, BufReader, ErrorKind, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
-use streamcache::{Builder, Status, StreamCache};
+use streamcache::{Builder, Status, StreamCache, TRANSIENT_ERROR_KINDS};
 
-/// A backoff short enough not to slow the suite down.
-const QUICK: Duration = Duration::from_millis(1);
-/// The kinds `spawn_resumable` retries (the issue's list), as errors of a reader.
-const TRANSIENT: [ErrorKind; 6] = [
-    ErrorKind::ConnectionReset,
-    ErrorKind::ConnectionAborted,
-    ErrorKind::BrokenPipe,
-    ErrorKind::TimedOut,
-    ErrorKind::Interrupted,
-    ErrorKind::UnexpectedEof,
-];
-
-// ---------------------------------------------------------------------------------------------
-// Helpers: checks
-// ---------------------------------------------------------------------------------------------
-
-/// A builder for `spawn_resumable` with `retries` and a [`QUICK`] backoff.
-fn retrying(retries: u32) -> Builder {
-    StreamCache::builder().retries(retries).retry_backoff(QUICK)
-}
-
-/// A reader streaming through the cache with odd buffer sizes, checking every byte; returns
-/// where it stopped and how (`Ok` at the end of the stream).
-fn streamer(cache: &StreamCache, what: &'static str) -> JoinHandle<(u64, io::Result<()>)> {
-    let mut reader = cache.reader();
-    thread::spawn(move || {
-        let mut buf = vec![0u8; 70_001];
-        let sizes = [1, 4095, 4097, 65_536, 70_001, 333];
-        for size in sizes.iter().cycle() {
-            let at = reader.position();
-            match reader.read(&mut buf[..*size]) {
-                Ok(0) => return (at, Ok(())),
-                Ok(n) => assert_pattern(at, &buf[..n], what),
-                Err(e) => return (at, Err(e)),
-            }
-        }
-        unreachable!()
-    })
-}
-
-/// Joins a [`streamer`], bounded.
-#[track_caller]
-fn join_streamer(handle: JoinHandle<(u64, io::Result<()>)>, what: &str) -> (u64, io::Result<()>) {
-    let label = what.to_owned();
-    no_hang(what, move || {
-        handle
-            .join()
-            .unwrap_or_else(|_| panic!("{label}: the reader panicked"))
-    })
-}
-
-/// The stream completed with `len` bytes, all of them right, and nothing says otherwise.
-#[track_caller]
-fn assert_complete(cache: &StreamCache, len: u64, what: &str) {
-    match outcome(cache) {
-        Ok(got) => assert_eq!(got, len, "{what}: final length"),
-        Err(e) => panic!("{what}: expected a complete stream of {len} bytes, got {e:?}"),
-    }
-    assert_eq!(cache.status(), Status::Complete { len }, "{what}");
-    assert_eq!(cache.len(), Some(len), "{what}");
-    assert!(cache.is_complete(), "{what}");
-    assert_pattern(0, cache.slice(..).unwrap(), what);
+/// The kinds `spawn_resumable` retries, as the issue and the crate docs list them. The tests
+/// below use the library's own list, [`TRANSIENT_ERROR_KINDS`]; this pins it, once.
+#[test]
+fn the_transient_kinds_are_the_documented_ones() {
     assert_eq!(
-        cache.read_at(len, &mut [0; 8]).unwrap(),
-        0,
-        "{what}: read at the end"
+        TRANSIENT_ERROR_KINDS,
+        [
+            ErrorKind::ConnectionReset,
+            ErrorKind::ConnectionAborted,
+            ErrorKind::BrokenPipe,
+            ErrorKind::TimedOut,
+            ErrorKind::Interrupted,
+            ErrorKind::UnexpectedEof,
+        ]
     );
-    let mut all = Vec::new();
-    cache.reader().read_to_end(&mut all).unwrap();
-    assert_eq!(all.len() as u64, len, "{what}: read_to_end");
-    assert_pattern(0, &all, what);
-}
-
-/// The stream failed at `at` with `kind` and a message containing `message`; every byte before
-/// `at` is right and readable, every read past it gets the error. Returns the error.
-#[track_caller]
-fn assert_failed(
-    cache: &StreamCache,
-    at: u64,
-    kind: ErrorKind,
-    message: &str,
-    what: &str,
-) -> io::Error {
-    let err = outcome(cache).expect_err(what);
-    assert_eq!(err.kind(), kind, "{what}: kind of {err}");
-    assert!(
-        err.to_string().contains(message),
-        "{what}: the error {err:?} does not contain {message:?}"
-    );
-    assert_eq!(
-        cache.status(),
-        Status::Failed {
-            available: at,
-            error: kind
-        },
-        "{what}: {err}"
-    );
-    assert_eq!(cache.len(), None, "{what}");
-    assert_pattern(0, cache.slice(..at).unwrap(), what);
-    assert_pattern(0, &cache.bytes(..at).unwrap(), what);
-    assert_eq!(cache.wait_for(at).unwrap(), at, "{what}: wait_for(at)");
-    for (how, result) in [
-        ("read_at", cache.read_at(at, &mut [0; 10]).map(drop)),
-        ("slice", cache.slice(at..at + 1).map(drop)),
-        ("reader", cache.reader_at(at).read(&mut [0; 10]).map(drop)),
-        ("wait_complete", cache.wait_complete().map(drop)),
-    ] {
-        let e = result.expect_err(how);
-        assert_eq!(e.kind(), kind, "{what}: {how}: {e}");
-        assert!(
-            e.to_string().contains(message),
-            "{what}: {how}: {e:?} does not contain {message:?}"
-        );
-    }
-    err
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sources with faults, and a scripted `open`
-// ---------------------------------------------------------------------------------------------
-
-/// What a [`Source`] does when a read starts at its fault offset.
-#[derive(Debug, Clone, Copy)]
-enum Fault {
-    /// Fails with this kind (the message names the source, the kind and the offset).
-    Error(ErrorKind),
-    /// Returns `Ok(0)`: ends early.
-    End,
-    /// Panics.
-    Panic,
-    /// Fills the buffer and claims `claim(buf.len())` bytes.
-    Overclaim(fn(usize) -> usize),
-}
-
-fn one_more(len: usize) -> usize {
-    len + 1
-}
-
-fn everything(_: usize) -> usize {
-    usize::MAX
-}
-
-/// The pattern from `pos` to `len`, in reads of at most `piece` bytes that never cross `fault`'s
-/// offset; a read starting there does the fault (again and again). Optionally `storm`
-/// `Interrupted` errors before every real read.
-struct Source {
-    tag: String,
-    pos: u64,
-    len: u64,
-    piece: usize,
-    fault: Option<(u64, Fault)>,
-    storm: u32,
-    storm_left: u32,
-    reads: u32,
-    interrupts: Arc<AtomicU64>,
-}
-
-impl Source {
-    fn new(len: u64) -> Self {
-        Self {
-            tag: "source".to_owned(),
-            pos: 0,
-            len,
-            piece: usize::MAX,
-            fault: None,
-            storm: 0,
-            storm_left: 0,
-            reads: 0,
-            interrupts: Arc::default(),
-        }
-    }
-
-    fn at(mut self, pos: u64) -> Self {
-        self.pos = pos;
-        self
-    }
-
-    fn piece(mut self, piece: usize) -> Self {
-        self.piece = piece;
-        self
-    }
-
-    fn fault(mut self, at: u64, fault: Fault) -> Self {
-        self.fault = Some((at, fault));
-        self
-    }
-
-    fn storm(mut self, per_read: u32, count: &Arc<AtomicU64>) -> Self {
-        self.storm = per_read;
-        self.storm_left = per_read;
-        self.interrupts = Arc::clone(count);
-        self
-    }
-
-    fn tag(mut self, tag: impl Into<String>) -> Self {
-        self.tag = tag.into();
-        self
-    }
-}
-
-/// The message of an injected error, to find in what readers get.
-fn injected(tag: &str, kind: ErrorKind, at: u64) -> String {
-    format!("{tag}: injected {kind:?} at byte {at}")
-}
-
-impl Read for Source {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.storm_left > 0 {
-            self.storm_left -= 1;
-            self.interrupts.fetch_add(1, Ordering::Relaxed);
-            return Err(io::Error::new(ErrorKind::Interrupted, "injected storm"));
-        }
-        self.storm_left = self.storm;
-        self.reads += 1;
-        let mut end = self.len;
-        if let Some((at, fault)) = self.fault {
-            if self.pos == at {
-                return match fault {
-                    Fault::Error(kind) => Err(io::Error::new(kind, injected(&self.tag, kind, at))),
-                    Fault::End => Ok(0),
-                    Fault::Panic => panic!("{}: injected panic at byte {at}", self.tag),
-                    Fault::Overclaim(claim) => {
-                        fill_pattern(self.pos, buf);
-                        Ok(claim(buf.len()))
-                    }
-                };
-            }
-            if at > self.pos {
-                end = end.min(at);
-            }
-        }
-        let n = (end.saturating_sub(self.pos))
-            .min(buf.len() as u64)
-            .min(self.piece as u64) as usize;
-        fill_pattern(self.pos, &mut buf[..n]);
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-/// What one call of a scripted `open` does.
-#[derive(Debug, Clone, Copy)]
-enum Open {
-    /// `open` itself fails with this kind.
-    Refuse(ErrorKind),
-    /// `open` panics.
-    Panic,
-    /// A reader whose first read does the fault.
-    Fails(Fault),
-    /// A reader that delivers this many bytes, then does the fault.
-    After(u64, Fault),
-    /// A reader that does the fault when it reaches this absolute offset.
-    At(u64, Fault),
-    /// A reader of the rest of the stream.
-    Clean,
-}
-
-/// One call of `open`.
-#[derive(Debug, Clone)]
-struct OpenCall {
-    offset: u64,
-    at: Instant,
-    thread: Option<String>,
-}
-
-type OpenLog = Arc<Mutex<Vec<OpenCall>>>;
-
-fn offsets(log: &OpenLog) -> Vec<u64> {
-    log.lock().unwrap().iter().map(|c| c.offset).collect()
-}
-
-/// Sends on its channel when dropped: tells the test that the filler let go of the closure.
-struct DropSignal(Sender<()>);
-
-impl Drop for DropSignal {
-    fn drop(&mut self) {
-        let _ = self.0.send(());
-    }
-}
-
-/// A scripted `open`: call `i` does `plan[i]`, and every call after the plan does `then` (cycled).
-/// The readers it returns serve the pattern up to `len` in pieces of `piece` bytes. Past
-/// [`RUNAWAY`] calls it fails with `NotFound`, to end a retry loop that does not end by itself.
-struct Opener {
-    len: u64,
-    piece: usize,
-    storm: u32,
-    interrupts: Arc<AtomicU64>,
-    plan: Vec<Open>,
-    then: Vec<Open>,
-    log: OpenLog,
-    notify: Option<Sender<u64>>,
-    _on_drop: Option<DropSignal>,
-    runaway: usize,
-}
-
-/// More calls of `open` than any test here makes on purpose.
-const RUNAWAY: usize = 1000;
-
-impl Opener {
-    fn new(len: u64, plan: &[Open], then: &[Open]) -> Self {
-        Self {
-            len,
-            piece: usize::MAX,
-            storm: 0,
-            interrupts: Arc::default(),
-            plan: plan.to_vec(),
-            then: then.to_vec(),
-            log: Arc::default(),
-            notify: None,
-            _on_drop: None,
-            runaway: RUNAWAY,
-        }
-    }
-
-    fn piece(mut self, piece: usize) -> Self {
-        self.piece = piece;
-        self
-    }
-
-    fn storm(mut self, per_read: u32) -> Self {
-        self.storm = per_read;
-        self
-    }
-
-    /// Sends the offset of every call.
-    fn notify(mut self) -> (Self, Receiver<u64>) {
-        let (tx, rx) = mpsc::channel();
-        self.notify = Some(tx);
-        (self, rx)
-    }
-
-    /// Signals when the opener (and so the closure owning it) is dropped. No runaway limit:
-    /// the test ends the retries by dropping the cache.
-    fn on_drop(mut self) -> (Self, Receiver<()>) {
-        let (tx, rx) = mpsc::channel();
-        self._on_drop = Some(DropSignal(tx));
-        self.runaway = usize::MAX;
-        (self, rx)
-    }
-
-    fn log(&self) -> OpenLog {
-        Arc::clone(&self.log)
-    }
-
-    fn open(&mut self, offset: u64) -> io::Result<Source> {
-        let n = {
-            let mut log = self.log.lock().unwrap();
-            log.push(OpenCall {
-                offset,
-                at: Instant::now(),
-                thread: thread::current().name().map(str::to_owned),
-            });
-            log.len()
-        };
-        if let Some(tx) = &self.notify {
-            let _ = tx.send(offset);
-        }
-        if n > self.runaway {
-            return Err(io::Error::new(
-                ErrorKind::NotFound,
-                format!("runaway: open called {n} times"),
-            ));
-        }
-        let step = match self.plan.get(n - 1) {
-            Some(step) => *step,
-            None if self.then.is_empty() => Open::Clean,
-            None => self.then[(n - 1 - self.plan.len()) % self.then.len()],
-        };
-        let tag = format!("open #{n}");
-        let source = Source::new(self.len)
-            .at(offset)
-            .piece(self.piece)
-            .storm(self.storm, &self.interrupts)
-            .tag(tag.clone());
-        match step {
-            Open::Refuse(kind) => Err(io::Error::new(
-                kind,
-                format!("{tag} at {offset}: refused with {kind:?}"),
-            )),
-            Open::Panic => panic!("{tag} at {offset}: injected panic in open"),
-            Open::Fails(fault) => Ok(source.fault(offset, fault)),
-            Open::After(bytes, fault) => Ok(source.fault(offset + bytes, fault)),
-            Open::At(at, fault) => Ok(source.fault(at, fault)),
-            Open::Clean => Ok(source),
-        }
-    }
-
-    fn spawn(mut self, builder: Builder) -> StreamCache {
-        builder
-            .spawn_resumable(move |offset| self.open(offset))
-            .expect("spawn_resumable")
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // A raw HTTP server on 127.0.0.1 that hangs up, and honours Range on the next request
+// (common::http::range_server), and a raw client
 // ---------------------------------------------------------------------------------------------
-
-/// How the server ends one response.
-#[derive(Debug, Clone, Copy)]
-enum HangUp {
-    /// Sends this many body bytes, then closes the connection cleanly (FIN): the client sees an
-    /// early end of the body.
-    Close(u64),
-    /// Sends this many body bytes, then resets the connection (RST).
-    Reset(u64),
-}
-
-struct RangeServer {
-    addr: SocketAddr,
-    /// The `Range` start of every request (`None`: no Range header).
-    requests: Arc<Mutex<Vec<Option<u64>>>>,
-}
-
-/// Serves the pattern of `len` bytes; request `i` ends as `plan[i]` says, later requests are
-/// served whole. Honours `Range: bytes=N-`.
-fn range_server(len: u64, plan: Vec<HangUp>) -> RangeServer {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-    let addr = listener.local_addr().unwrap();
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&requests);
-    // Lives until the test process ends, blocked in `accept` once the test is done.
-    thread::spawn(move || {
-        for (i, conn) in listener.incoming().enumerate() {
-            let Ok(conn) = conn else { continue };
-            if let Err(e) = serve(conn, len, plan.get(i).copied(), &log) {
-                eprintln!("range server: request {i}: {e}");
-            }
-        }
-    });
-    RangeServer { addr, requests }
-}
-
-fn serve(
-    conn: TcpStream,
-    len: u64,
-    hang_up: Option<HangUp>,
-    log: &Mutex<Vec<Option<u64>>>,
-) -> io::Result<()> {
-    conn.set_read_timeout(Some(HANG_GUARD))?;
-    conn.set_write_timeout(Some(HANG_GUARD))?;
-    let range = read_range_request(&mut BufReader::new(conn.try_clone()?))?;
-    log.lock().unwrap().push(range);
-    let start = range.unwrap_or(0).min(len);
-    let mut out = conn;
-    let head = match range {
-        Some(_) => format!(
-            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{len}\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
-            len.saturating_sub(1),
-            len - start
-        ),
-        None => format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"),
-    };
-    out.write_all(head.as_bytes())?;
-    let (end, reset) = match hang_up {
-        Some(HangUp::Close(n)) => ((start + n).min(len), false),
-        Some(HangUp::Reset(n)) => ((start + n).min(len), true),
-        None => (len, false),
-    };
-    let mut at = start;
-    let mut buf = vec![0u8; 16 << 10];
-    while at < end {
-        let n = (end - at).min(buf.len() as u64) as usize;
-        fill_pattern(at, &mut buf[..n]);
-        out.write_all(&buf[..n])?;
-        at += n as u64;
-    }
-    if reset {
-        reset_on_close(&out);
-    } else {
-        out.shutdown(Shutdown::Write)?;
-    }
-    Ok(())
-}
-
-/// Makes dropping `stream` send a RST instead of a FIN (`SO_LINGER` with a zero timeout).
-#[cfg(unix)]
-fn reset_on_close(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `setsockopt` on a socket we own, with a valid `linger` that outlives the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            std::ptr::from_ref(&linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", io::Error::last_os_error());
-}
-
-#[cfg(not(unix))]
-fn reset_on_close(stream: &TcpStream) {
-    let _ = stream.shutdown(Shutdown::Both);
-}
 
 /// The client's `open(offset)`: a GET, with `Range: bytes=offset-` past 0; returns the body.
 fn http_open(addr: SocketAddr, offset: u64) -> io::Result<BufReader<TcpStream>> {
@@ -635,7 +159,11 @@ fn readers_see_one_intact_stream(cache: &StreamCache, len: u64) {
 fn http_server_hangs_up_after_n_bytes_then_honours_range() {
     const LEN: u64 = 2 * MIB + 333;
     const FIRST: u64 = 700_001;
-    let server = range_server(LEN, vec![HangUp::Close(FIRST)]);
+    let server = range_server(
+        pattern(0, LEN).into(),
+        vec![Cut::Close(FIRST)],
+        Ranges::Honour,
+    );
     let addr = server.addr;
     let cache = StreamCache::builder()
         .memory_limit(512 << 10)
@@ -657,12 +185,12 @@ fn http_server_hangs_up_after_n_bytes_then_honours_range() {
 fn http_server_resets_and_closes_repeatedly() {
     const LEN: u64 = 3 * MIB + 17;
     let plan = vec![
-        HangUp::Reset(100_000),
-        HangUp::Close(600_000),
-        HangUp::Reset(1_000_000),
-        HangUp::Close(1),
+        Cut::Reset(100_000),
+        Cut::Close(600_000),
+        Cut::Reset(1_000_000),
+        Cut::Close(1),
     ];
-    let server = range_server(LEN, plan.clone());
+    let server = range_server(pattern(0, LEN).into(), plan.clone(), Ranges::Honour);
     let addr = server.addr;
     let cache = StreamCache::builder()
         .memory_limit(1 << 20)
@@ -682,9 +210,10 @@ fn http_server_resets_and_closes_repeatedly() {
     for (i, w) in starts.windows(2).enumerate() {
         match plan[i] {
             // A clean close delivers every byte sent: the next request starts right after.
-            HangUp::Close(n) => assert_eq!(w[1], w[0] + n, "request {i}: {requests:?}"),
+            Cut::Close(n) => assert_eq!(w[1], w[0] + n, "request {i}: {requests:?}"),
             // A RST may discard bytes the client had not read yet: it resumes from what it got.
-            HangUp::Reset(n) => assert!(w[0] <= w[1] && w[1] <= w[0] + n, "{requests:?}"),
+            Cut::Reset(n) => assert!(w[0] <= w[1] && w[1] <= w[0] + n, "{requests:?}"),
+            Cut::Stall(_) => unreachable!("no stalls in this plan"),
         }
     }
 }
@@ -694,8 +223,8 @@ fn http_server_that_always_hangs_up_after_progress() {
     // Every response stops after 64 KiB: each re-open makes progress, so `retries(1)` is enough.
     const LEN: u64 = MIB + 5;
     const STEP: u64 = 64 << 10;
-    let plan = vec![HangUp::Close(STEP); (LEN / STEP) as usize];
-    let server = range_server(LEN, plan);
+    let plan = vec![Cut::Close(STEP); (LEN / STEP) as usize];
+    let server = range_server(pattern(0, LEN).into(), plan, Ranges::Honour);
     let addr = server.addr;
     let cache = retrying(1)
         .memory_limit(200 << 10)
@@ -769,7 +298,7 @@ fn source_errors_at_every_chunk_boundary() {
             let what = format!("error at {at} (memory_limit {memory_limit})");
             let kind = ErrorKind::ConnectionReset;
             let cache = boundary_builder(memory_limit, dir.path())
-                .spawn(Source::new(TOTAL).fault(at, Fault::Error(kind)))
+                .spawn(PatternSource::new(TOTAL).fault(at, Fault::Error(kind)))
                 .unwrap();
             let reader = streamer(&cache, "streaming reader");
             let message = injected("source", kind, at);
@@ -825,7 +354,7 @@ fn overclaiming_reads_at_every_chunk_boundary() {
             let claim = if i % 2 == 0 { one_more } else { everything };
             let what = format!("overclaim at {at} (memory_limit {memory_limit})");
             let cache = boundary_builder(memory_limit, dir.path())
-                .spawn(Source::new(TOTAL).fault(at, Fault::Overclaim(claim)))
+                .spawn(PatternSource::new(TOTAL).fault(at, Fault::Overclaim(claim)))
                 .unwrap();
             assert_failed(&cache, at, ErrorKind::InvalidData, "", &what);
         }
@@ -836,7 +365,7 @@ fn overclaiming_reads_at_every_chunk_boundary() {
 fn resumable_breaks_at_every_chunk_boundary() {
     let dir = temp_dir("boundary-resume");
     // Every transient way to break: an error of each retried kind, or an early end.
-    let breaks: Vec<Fault> = TRANSIENT
+    let breaks: Vec<Fault> = TRANSIENT_ERROR_KINDS
         .iter()
         .filter(|&&k| k != ErrorKind::Interrupted) // retried at once on the same reader: no break
         .map(|&k| Fault::Error(k))
@@ -884,7 +413,7 @@ fn interrupted_storm_from_a_read_source() {
             .memory_limit(memory_limit)
             .temp_dir(dir.path())
             .chunk_size(8 << 10)
-            .spawn(Source::new(LEN).piece(999).storm(50, &count))
+            .spawn(PatternSource::new(LEN).piece(999).storm(50, &count))
             .unwrap();
         assert_complete(&cache, LEN, "storm");
         assert!(
@@ -924,7 +453,7 @@ fn interrupted_storm_from_a_resumable_source_is_not_a_retry() {
     let dir = temp_dir("storm-resume");
     for memory_limit in [MIB as usize, 0] {
         let opener = Opener::new(LEN, &[], &[]).piece(777).storm(40);
-        let count = Arc::clone(&opener.interrupts);
+        let count = opener.interrupts();
         let log = opener.log();
         let cache = opener.spawn(
             StreamCache::builder()
@@ -1004,56 +533,8 @@ fn interrupted_from_open_is_transient() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A source that panics on its third read; open failing
+// A resumable source or its `open` panicking; `open` failing
 // ---------------------------------------------------------------------------------------------
-
-#[test]
-fn a_source_panicking_on_its_third_read() {
-    const PIECE: u64 = 1000;
-    let dir = temp_dir("panic");
-    // memory_limit 1500: the third read is the first one in the spill file.
-    for memory_limit in [MIB as usize, 1500, 0] {
-        let what = format!("panic on the third read (memory_limit {memory_limit})");
-        let cache = StreamCache::builder()
-            .memory_limit(memory_limit)
-            .temp_dir(dir.path())
-            .spawn(
-                Source::new(MIB)
-                    .piece(PIECE as usize)
-                    .fault(2 * PIECE, Fault::Panic),
-            )
-            .unwrap();
-        let err = assert_failed(
-            &cache,
-            2 * PIECE,
-            ErrorKind::Other,
-            "source: injected panic at byte 2000",
-            &what,
-        );
-        assert!(err.to_string().contains("panicked"), "{what}: {err}");
-    }
-}
-
-#[test]
-fn a_chunk_iterator_panicking_on_its_third_item() {
-    let mut n = 0u64;
-    let chunks = std::iter::from_fn(move || {
-        n += 1;
-        assert!(n < 3, "chunk iterator: injected panic on item 3");
-        Some(Ok::<_, io::Error>(pattern((n - 1) * 1000, n * 1000)))
-    });
-    let cache = StreamCache::builder()
-        .memory_limit(1500)
-        .spawn_chunks(chunks)
-        .unwrap();
-    assert_failed(
-        &cache,
-        2000,
-        ErrorKind::Other,
-        "chunk iterator: injected panic on item 3",
-        "chunk iterator panic",
-    );
-}
 
 #[test]
 fn a_resumable_source_panicking_is_not_retried() {
@@ -1300,7 +781,7 @@ fn permanent_kinds_are_never_retried() {
 #[test]
 fn every_transient_kind_is_retried() {
     const LEN: u64 = 20_000;
-    for kind in TRANSIENT {
+    for &kind in TRANSIENT_ERROR_KINDS {
         if kind == ErrorKind::Interrupted {
             continue; // retried on the same reader: see the storm tests
         }
@@ -1378,7 +859,7 @@ fn a_source_longer_than_expected_completes_with_its_true_length() {
             .memory_limit(memory_limit)
             .temp_dir(dir.path())
             .expected_len(5000)
-            .spawn(Source::new(12_000).piece(700))
+            .spawn(PatternSource::new(12_000).piece(700))
             .unwrap();
         assert_complete(&cache, 12_000, "plain source longer than expected");
     }
@@ -1508,11 +989,13 @@ fn readers_wait_through_a_break_and_see_no_error() {
         .retry_backoff(Duration::from_millis(5))
         .spawn_resumable(move |offset| {
             if offset == 0 {
-                return Ok(Source::new(LEN).fault(AT, Fault::Error(ErrorKind::ConnectionReset)));
+                return Ok(
+                    PatternSource::new(LEN).fault(AT, Fault::Error(ErrorKind::ConnectionReset))
+                );
             }
             opened_tx.send(offset).unwrap();
             go_rx.recv_timeout(HANG_GUARD).unwrap();
-            Ok(Source::new(LEN).at(offset))
+            Ok(PatternSource::new(LEN).at(offset))
         })
         .unwrap();
     let waiting: Vec<_> = [AT + 1, LEN, u64::MAX]
@@ -1652,285 +1135,8 @@ fn a_live_bytes_does_not_keep_the_retries_going() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A temp dir that is missing or not writable
+// A resumable read that claims more than its buffer
 // ---------------------------------------------------------------------------------------------
-
-/// How the test source is made.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Plain,
-    Resumable,
-}
-
-/// The bytes that fit in memory stay readable; readers past them get an error naming `dir` as
-/// it was given; a resumable source is not re-opened for a storage error.
-fn bad_temp_dir(dir: &Path, memory_limit: u64, kind: Kind) {
-    const LEN: u64 = 300 * KIB;
-    let given = dir.display().to_string();
-    let what = format!("temp_dir {given} ({kind:?}, memory_limit {memory_limit})");
-    let builder = StreamCache::builder()
-        .memory_limit(memory_limit as usize)
-        .chunk_size(10_000)
-        .temp_dir(dir);
-    let (cache, log) = match kind {
-        Kind::Plain => (builder.spawn(Source::new(LEN).piece(7000)).unwrap(), None),
-        Kind::Resumable => {
-            let opener = Opener::new(LEN, &[], &[]).piece(7000);
-            let log = opener.log();
-            (
-                opener.spawn(builder.expected_len(LEN).retry_backoff(QUICK)),
-                Some(log),
-            )
-        }
-    };
-    let reader = streamer(&cache, "streaming reader");
-    let err = outcome(&cache).expect_err(&what);
-    let Status::Failed { available, error } = cache.status() else {
-        panic!("{what}: expected Failed, got {:?}", cache.status());
-    };
-    assert_eq!(error, err.kind(), "{what}");
-    assert_eq!(
-        available, memory_limit,
-        "{what}: every byte in memory is kept"
-    );
-    let err = assert_failed(&cache, memory_limit, err.kind(), &given, &what);
-    assert!(
-        !matches!(err.kind(), ErrorKind::Other),
-        "{what}: the OS error's kind is kept: {err:?}"
-    );
-    let (stopped, result) = join_streamer(reader, &what);
-    assert_eq!(stopped, memory_limit, "{what}");
-    assert!(result.unwrap_err().to_string().contains(&given), "{what}");
-    if let Some(log) = log {
-        assert_eq!(
-            offsets(&log),
-            vec![0],
-            "{what}: a storage error is not retried"
-        );
-    }
-}
-
-#[test]
-fn missing_temp_dir() {
-    let parent = temp_dir("missing");
-    let missing = parent.path().join("does-not-exist").join("spill");
-    for kind in [Kind::Plain, Kind::Resumable] {
-        for memory_limit in [64 * KIB, 0] {
-            bad_temp_dir(&missing, memory_limit, kind);
-        }
-    }
-}
-
-#[test]
-fn missing_relative_temp_dir_is_named_as_given() {
-    // Integration tests run in the package root; this relative path does not exist there.
-    let relative = PathBuf::from(format!(
-        "streamcache-faults-missing-{}/spill",
-        std::process::id()
-    ));
-    assert!(!relative.exists());
-    bad_temp_dir(&relative, 64 * KIB, Kind::Plain);
-    bad_temp_dir(&relative, 0, Kind::Resumable);
-}
-
-#[test]
-fn temp_dir_that_is_a_file() {
-    let parent = temp_dir("file");
-    let file = parent.path().join("not-a-dir");
-    std::fs::write(&file, b"x").unwrap();
-    for kind in [Kind::Plain, Kind::Resumable] {
-        bad_temp_dir(&file, 64 * KIB, kind);
-    }
-}
-
-#[test]
-fn temp_dir_that_is_not_writable() {
-    // A directory without write permission; root ignores that, so as root: a read-only tmpfs.
-    let parent = temp_dir("readonly");
-    let dir = parent.path().join("ro");
-    std::fs::create_dir(&dir).unwrap();
-    set_mode(&dir, 0o555);
-    let mut mount = None;
-    if tempfile::tempfile_in(&dir).is_ok() {
-        // Writable anyway: we are root.
-        mount = TmpfsMount::new(&dir, "size=1m,ro");
-        if mount.is_none() {
-            return;
-        }
-    }
-    for kind in [Kind::Plain, Kind::Resumable] {
-        for memory_limit in [64 * KIB, 0] {
-            bad_temp_dir(&dir, memory_limit, kind);
-        }
-    }
-    drop(mount);
-    set_mode(&dir, 0o755);
-}
-
-#[cfg(unix)]
-fn set_mode(dir: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-#[cfg(not(unix))]
-fn set_mode(dir: &Path, mode: u32) {
-    let mut permissions = std::fs::metadata(dir).unwrap().permissions();
-    permissions.set_readonly(mode & 0o200 == 0);
-    std::fs::set_permissions(dir, permissions).unwrap();
-}
-
-// ---------------------------------------------------------------------------------------------
-// A full disk mid-spill: an error, never SIGBUS
-// ---------------------------------------------------------------------------------------------
-
-/// A tmpfs mounted on `dir`, unmounted on drop.
-struct TmpfsMount {
-    dir: PathBuf,
-}
-
-impl TmpfsMount {
-    /// Mounts a tmpfs with `options` (e.g. "size=4m") on `dir`, or returns `None` (after saying
-    /// why) when that is not allowed here. With `STREAMCACHE_REQUIRE_TMPFS=1` a failed mount
-    /// fails the test.
-    fn new(dir: &Path, options: &str) -> Option<Self> {
-        let result = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(dir)
-            .output();
-        let failure = match result {
-            Ok(out) if out.status.success() => {
-                return Some(Self {
-                    dir: dir.to_owned(),
-                })
-            }
-            Ok(out) => format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr)),
-            Err(e) => e.to_string(),
-        };
-        let message = format!("cannot mount a tmpfs (are we root?): {}", failure.trim());
-        if std::env::var("STREAMCACHE_REQUIRE_TMPFS").as_deref() == Ok("1") {
-            panic!("STREAMCACHE_REQUIRE_TMPFS=1 and {message}");
-        }
-        eprintln!("SKIPPED a tmpfs test: {message}");
-        None
-    }
-}
-
-impl Drop for TmpfsMount {
-    fn drop(&mut self) {
-        // The filler may take a moment to close the spill file after the last handle drops;
-        // fall back to a lazy unmount so the mount never outlives the test process.
-        for _ in 0..100 {
-            let ok = Command::new("umount").arg(&self.dir).status();
-            if matches!(ok, Ok(s) if s.success()) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-    }
-}
-
-/// A 16 MiB stream into a 4 MiB tmpfs: `StorageFull` naming the directory (a SIGBUS would kill
-/// the test process), the bytes that fit readable; `breaks` for a resumable source, which must
-/// not be re-opened for the full disk.
-fn full_disk(memory_limit: u64, kind: Kind, breaks: &[Open]) {
-    const LEN: u64 = 16 * MIB;
-    let parent = temp_dir("tmpfs");
-    let Some(mount) = TmpfsMount::new(parent.path(), "size=4m") else {
-        return;
-    };
-    let given = parent.path().display().to_string();
-    let what = format!("full disk ({kind:?}, memory_limit {memory_limit})");
-    let builder = StreamCache::builder()
-        .memory_limit(memory_limit as usize)
-        .temp_dir(parent.path());
-    let (cache, log) = match kind {
-        Kind::Plain => (builder.spawn(Source::new(LEN).piece(50_000)).unwrap(), None),
-        Kind::Resumable => {
-            let opener = Opener::new(LEN, breaks, &[]).piece(50_000);
-            let log = opener.log();
-            (
-                opener.spawn(builder.expected_len(LEN).retries(1).retry_backoff(QUICK)),
-                Some(log),
-            )
-        }
-    };
-    let reader = streamer(&cache, "streaming reader");
-    let err = outcome(&cache).expect_err(&what);
-    assert_eq!(err.kind(), ErrorKind::StorageFull, "{what}: {err}");
-    let Status::Failed { available, .. } = cache.status() else {
-        panic!("{what}: expected Failed, got {:?}", cache.status());
-    };
-    assert!(
-        available >= memory_limit.max(3 * MIB) && available <= 4 * MIB,
-        "{what}: {available} bytes in a 4 MiB tmpfs"
-    );
-    assert_failed(&cache, available, ErrorKind::StorageFull, &given, &what);
-    let (stopped, result) = join_streamer(reader, &what);
-    assert_eq!(
-        stopped, available,
-        "{what}: the reader got every byte that fit"
-    );
-    assert_eq!(result.unwrap_err().kind(), ErrorKind::StorageFull, "{what}");
-    if let Some(log) = log {
-        let mut expected = vec![0];
-        for step in breaks {
-            if let Open::At(at, _) = step {
-                expected.push(*at);
-            }
-        }
-        assert_eq!(
-            offsets(&log),
-            expected,
-            "{what}: a full disk is not retried"
-        );
-    }
-    drop(cache);
-    drop(mount);
-}
-
-#[test]
-fn full_disk_mid_spill_is_storage_full_not_sigbus() {
-    full_disk(0, Kind::Plain, &[]);
-    full_disk(MIB, Kind::Plain, &[]);
-}
-
-#[test]
-fn full_disk_with_a_resumable_source() {
-    let breaks = [
-        Open::At(MIB + 12_345, Fault::Error(ErrorKind::ConnectionReset)),
-        Open::At(3 * MIB - 1, Fault::End),
-    ];
-    full_disk(0, Kind::Resumable, &breaks);
-    full_disk(MIB / 2, Kind::Resumable, &breaks);
-    full_disk(MIB, Kind::Resumable, &[]);
-}
-
-// ---------------------------------------------------------------------------------------------
-// A buggy Read that claims more than the buffer
-// ---------------------------------------------------------------------------------------------
-
-#[test]
-fn a_read_claiming_more_than_its_buffer_is_invalid_data() {
-    let dir = temp_dir("overclaim");
-    for memory_limit in [MIB as usize, 30_000, 0] {
-        for claim in [one_more as fn(usize) -> usize, everything] {
-            let what = format!("plain overclaim (memory_limit {memory_limit})");
-            let cache = StreamCache::builder()
-                .memory_limit(memory_limit)
-                .temp_dir(dir.path())
-                .chunk_size(8000)
-                .spawn(
-                    Source::new(MIB)
-                        .piece(5000)
-                        .fault(50_000, Fault::Overclaim(claim)),
-                )
-                .unwrap();
-            assert_failed(&cache, 50_000, ErrorKind::InvalidData, "", &what);
-        }
-    }
-}
 
 #[test]
 fn a_resumable_read_claiming_more_than_its_buffer_is_invalid_data() {

@@ -6,6 +6,7 @@
 mod common;
 
 use common::http::{cut_server, Server};
+use common::noise;
 use sha2::{Digest, Sha256};
 use std::io::{self, BufRead, Read};
 use std::sync::Arc;
@@ -15,16 +16,7 @@ use streamcache::{Reader, Status, StreamCache};
 
 /// A body of `len` pseudo-random bytes (no short period, so misplaced bytes change the digest).
 fn body(len: usize) -> Arc<[u8]> {
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut body = Vec::with_capacity(len + 8);
-    while body.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        body.extend_from_slice(&state.to_le_bytes());
-    }
-    body.truncate(len);
-    body.into()
+    noise(0x2545_F491_4F6C_DD1D, len).into()
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -4,14 +4,18 @@
 //! Its own test binary, with a single test: it samples this process's `RssAnon`, which other
 //! tests running in the same process would disturb.
 
-use std::io::{self, BufRead, Read};
+mod common;
+
+use common::byte_at;
+use common::offsets::MIB;
+use common::source::PatternSource;
+use std::io::{BufRead, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 use streamcache::StreamCache;
 
-const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 /// The stream's length: almost 400 times the arena.
 const TOTAL: u64 = 3 * GIB;
@@ -20,46 +24,6 @@ const MEMORY_LIMIT: u64 = 8 * MIB;
 const SLACK: u64 = 64 * MIB;
 /// Every `SAMPLE`-th byte is checked (plus the whole first and last `SAMPLE` bytes).
 const SAMPLE: u64 = 4096;
-
-/// One 8-byte word of the stream: a mix of its index, so misplaced bytes show.
-fn word_at(index: u64) -> u64 {
-    let x = index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    x ^ (x >> 29)
-}
-
-fn byte_at(offset: u64) -> u8 {
-    (word_at(offset / 8) >> (8 * (offset % 8))) as u8
-}
-
-/// `len` bytes of the pattern, generated a word at a time (cheap enough for gigabytes).
-struct Generator {
-    pos: u64,
-    len: u64,
-}
-
-impl Read for Generator {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = buf.len().min((self.len - self.pos) as usize);
-        let buf = &mut buf[..n];
-        // Bytes up to the next word boundary, whole words, then the remaining bytes.
-        let head = ((8 - self.pos % 8) % 8).min(n as u64) as usize;
-        for (i, b) in buf[..head].iter_mut().enumerate() {
-            *b = byte_at(self.pos + i as u64);
-        }
-        let start = self.pos + head as u64;
-        let mut words = buf[head..].chunks_exact_mut(8);
-        for (i, word) in (&mut words).enumerate() {
-            word.copy_from_slice(&word_at(start / 8 + i as u64).to_le_bytes());
-        }
-        let tail = words.into_remainder();
-        let tail_start = self.pos + (n - tail.len()) as u64;
-        for (i, b) in tail.iter_mut().enumerate() {
-            *b = byte_at(tail_start + i as u64);
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
 
 /// Checks `data` (the bytes at `offset`) at every `SAMPLE`-th offset, and every byte of the
 /// first and last `SAMPLE` bytes of the stream.
@@ -131,7 +95,7 @@ fn anonymous_memory_stays_bounded_for_a_multi_gib_stream() {
     let cache = StreamCache::builder()
         .memory_limit(MEMORY_LIMIT as usize)
         .temp_dir(dir.path())
-        .spawn(Generator { pos: 0, len: TOTAL })
+        .spawn(PatternSource::new(TOTAL))
         .unwrap();
     let (done_tx, done_rx) = mpsc::channel();
     // Zero-copy: the cache's own memory, piece by piece.

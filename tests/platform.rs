@@ -8,31 +8,16 @@
 //! single test: the limit applies to the whole process.
 #![cfg(target_os = "linux")]
 
-use std::io::{self, Read};
+mod common;
+
+use common::byte_at;
+use common::offsets::MIB;
+use common::source::PatternSource;
+use std::io;
 use streamcache::{Status, StreamCache};
 
-const MIB: u64 = 1 << 20;
 /// Address space left to the process above what it uses when the test starts.
 const ROOM: u64 = 384 * MIB;
-
-fn byte_at(offset: u64) -> u8 {
-    (offset % 251) as u8
-}
-
-/// An endless stream of the pattern.
-struct Endless {
-    pos: u64,
-}
-
-impl Read for Endless {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = byte_at(self.pos + i as u64);
-        }
-        self.pos += buf.len() as u64;
-        Ok(buf.len())
-    }
-}
 
 /// This process's virtual memory size, from `/proc/self/status`.
 fn vm_size() -> u64 {
@@ -95,7 +80,7 @@ fn a_stream_past_the_address_space_fails_with_out_of_memory() {
             .memory_limit(0)
             .chunk_size(MIB as usize)
             .temp_dir(dir.path())
-            .spawn(Endless { pos: 0 })
+            .spawn(PatternSource::new(u64::MAX))
             .expect("spawn");
         let error = cache
             .wait_complete()

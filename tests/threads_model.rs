@@ -21,8 +21,8 @@
 //! operations and check them again at the end (stable bytes); the `Bytes` are checked once more
 //! after every handle is gone.
 //!
-//! A case that does not finish within [`HANG`] is a hang: the test prints the case and exits
-//! the process (leaked, blocked threads would make shrinking meaningless).
+//! A case that does not finish within [`HANG_GUARD`] is a hang: the test prints the case and
+//! exits the process (leaked, blocked threads would make shrinking meaningless).
 //!
 //! 32 cases by default; `PROPTEST_CASES` for more (`scripts/fuzz` runs 10,000 in release).
 
@@ -34,7 +34,8 @@ use common::model::{
     check_try_slice, check_wait, check_wait_complete, check_whole_stream, config, fill_buf_consume,
     is_terminal, kind_of, read_len, reader_read, resolve, shape, Model, Range, Shape, StreamSetup,
 };
-use common::{spill_dir, OddReads};
+use common::source::PatternSource;
+use common::{spill_dir, HANG_GUARD};
 use proptest::prelude::*;
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, SeekFrom, Write};
@@ -45,9 +46,6 @@ use std::sync::{mpsc, Arc, Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use streamcache::{Reader, Status, StreamCache};
-
-/// How long one case may take, all threads together, before it is declared hung.
-const HANG: Duration = Duration::from_secs(60);
 
 /// Error kinds a source may fail with.
 const SOURCE_ERRORS: [ErrorKind; 7] = [
@@ -152,7 +150,9 @@ impl Gate {
 
     fn wait(&self) {
         let open = self.open.lock().unwrap();
-        let _ = self.cond.wait_timeout_while(open, HANG, |open| !*open);
+        let _ = self
+            .cond
+            .wait_timeout_while(open, HANG_GUARD, |open| !*open);
     }
 }
 
@@ -205,9 +205,9 @@ impl Pace {
     }
 }
 
-/// An [`OddReads`] source, paced by offset, that checks what the filler asks of it.
+/// A [`PatternSource`], paced by offset, that checks what the filler asks of it.
 struct Source {
-    reads: OddReads,
+    reads: PatternSource,
     chunk_size: Option<usize>,
     pace: Pace,
 }
@@ -585,7 +585,7 @@ fn run(setup: &Setup, plans: &[Plan]) {
     gate.open();
 
     // The watchdog.
-    let deadline = Instant::now() + HANG;
+    let deadline = Instant::now() + HANG_GUARD;
     let mut results: Vec<Option<ThreadResult>> = (0..n).map(|_| None).collect();
     for _ in 0..n {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -628,7 +628,7 @@ fn hang(
     results: &[Option<ThreadResult>],
     cache: Option<&StreamCache>,
 ) -> ! {
-    let mut message = format!("\nHANG: a case did not finish within {HANG:?}\n");
+    let mut message = format!("\nHANG: a case did not finish within {HANG_GUARD:?}\n");
     message += &format!("setup: {setup:#?}\n");
     for (i, plan) in plans.iter().enumerate() {
         let done = results[i].is_some();

@@ -1,10 +1,12 @@
-//! A local HTTP server for the download tests: tiny_http on 127.0.0.1 sending a body in slow
-//! pieces and counting requests, and a raw one that cuts its body short.
+//! Local HTTP servers for the download tests: tiny_http on 127.0.0.1 sending a body in slow
+//! pieces and counting requests, a raw one that cuts its body short, and a raw one that breaks
+//! its first answers and answers Range requests ([`range_server`]).
 
-use std::io::{self, Read, Write};
-use std::net::TcpListener;
+use super::HANG_GUARD;
+use std::io::{self, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -162,4 +164,140 @@ pub fn read_range_request(head: &mut impl io::BufRead) -> io::Result<Option<u64>
             range = Some(start);
         }
     }
+}
+
+/// How a [`range_server`]'s answer ends (answers past its plan are sent whole).
+#[derive(Debug, Clone, Copy)]
+pub enum Cut {
+    /// After this many body bytes, close the connection cleanly (FIN): the client sees the body
+    /// end before its length.
+    Close(u64),
+    /// After this many body bytes, reset the connection (RST).
+    Reset(u64),
+    /// After this many body bytes, send nothing more until the client gives up.
+    Stall(u64),
+}
+
+/// How a [`range_server`] answers `Range: bytes=N-`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranges {
+    /// `206`, `Content-Range: bytes N-(len-1)/len`, the bytes from N.
+    Honour,
+    /// `200` and the whole body again.
+    Ignore,
+    /// `206`, but from N - 100 (and says so in its Content-Range).
+    Early,
+    /// `206` from N, but the total in Content-Range is not the length of the first answer.
+    Resized,
+}
+
+/// A [`range_server`]: where it listens, and what it was asked.
+pub struct RangeServer {
+    pub addr: SocketAddr,
+    /// `http://{addr}/data`.
+    pub url: String,
+    /// The `Range` start of every request (`None`: no Range header).
+    pub requests: Arc<Mutex<Vec<Option<u64>>>>,
+}
+
+/// A raw HTTP/1.1 server on 127.0.0.1 serving `body` (any path), each connection on its own
+/// thread: answer `i` ends as `cuts[i]` says, later answers are whole; Range requests are
+/// answered as `ranges` says. It lives until the test process ends, blocked in `accept` once
+/// the test is done.
+pub fn range_server(body: Arc<[u8]>, cuts: Vec<Cut>, ranges: Ranges) -> RangeServer {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&requests);
+    thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(conn) = conn else { continue };
+            let (body, log, cut) = (Arc::clone(&body), Arc::clone(&log), cuts.get(i).copied());
+            thread::spawn(move || {
+                if let Err(e) = serve_range(conn, &body, cut, ranges, &log) {
+                    eprintln!("range server: answer {i}: {e}");
+                }
+            });
+        }
+    });
+    RangeServer {
+        addr,
+        url: format!("http://{addr}/data"),
+        requests,
+    }
+}
+
+fn serve_range(
+    conn: TcpStream,
+    body: &[u8],
+    cut: Option<Cut>,
+    ranges: Ranges,
+    log: &Mutex<Vec<Option<u64>>>,
+) -> io::Result<()> {
+    conn.set_read_timeout(Some(HANG_GUARD))?;
+    conn.set_write_timeout(Some(HANG_GUARD))?;
+    let mut head = BufReader::new(conn.try_clone()?);
+    let range = read_range_request(&mut head)?;
+    log.lock().unwrap().push(range);
+    let len = body.len() as u64;
+    let (status, start, total) = match (range, ranges) {
+        (None, _) | (Some(_), Ranges::Ignore) => ("200 OK", 0, None),
+        (Some(n), Ranges::Honour) => ("206 Partial Content", n, Some(len)),
+        (Some(n), Ranges::Early) => ("206 Partial Content", n.saturating_sub(100), Some(len)),
+        (Some(n), Ranges::Resized) => ("206 Partial Content", n, Some(len + 1)),
+    };
+    let start = start.min(len);
+    let mut answer = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", len - start);
+    if let Some(total) = total {
+        answer.push_str(&format!(
+            "Content-Range: bytes {start}-{}/{total}\r\n",
+            len.saturating_sub(1)
+        ));
+    }
+    answer.push_str("Connection: close\r\n\r\n");
+    let mut out = &conn;
+    out.write_all(answer.as_bytes())?;
+    let rest = &body[start as usize..];
+    let upto = |n: u64| &rest[..rest.len().min(usize::try_from(n).unwrap_or(usize::MAX))];
+    match cut {
+        None => out.write_all(rest)?,
+        Some(Cut::Close(n)) => out.write_all(upto(n))?,
+        Some(Cut::Reset(n)) => {
+            out.write_all(upto(n))?;
+            reset_on_close(&conn);
+            return Ok(());
+        }
+        Some(Cut::Stall(n)) => {
+            out.write_all(upto(n))?;
+            // Until the client hangs up (its read timeout).
+            let _ = head.read_to_end(&mut Vec::new());
+        }
+    }
+    conn.shutdown(Shutdown::Write)
+}
+
+/// Makes closing `stream` send a RST instead of a FIN (`SO_LINGER` with a zero timeout).
+#[cfg(unix)]
+fn reset_on_close(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `setsockopt` on a socket we own, with a valid `linger` that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            std::ptr::from_ref(&linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", io::Error::last_os_error());
+}
+
+#[cfg(not(unix))]
+fn reset_on_close(stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Both);
 }

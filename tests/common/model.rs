@@ -2,7 +2,8 @@
 //! stream must turn out to be, what each operation may return while it fills and must return
 //! once it has ended, and the strategies both draw their cases from.
 
-use super::{chunks_of, pattern, spilling, Chunk, OddReads};
+use super::source::PatternSource;
+use super::{chunks_of, pattern, spilling, Chunk};
 use bytes::Bytes;
 use proptest::prelude::*;
 use std::io::{self, BufRead, ErrorKind, Read, SeekFrom};
@@ -449,8 +450,8 @@ impl StreamSetup {
 
     /// The source of a [`Shape::Reads`] stream, reads sized by `sizes`: the pattern, then the
     /// error, if any.
-    pub fn reads(&self, sizes: &[usize]) -> OddReads {
-        let reads = OddReads::new(pattern(self.len), sizes);
+    pub fn reads(&self, sizes: &[usize]) -> PatternSource {
+        let reads = PatternSource::new(self.len as u64).sizes(sizes);
         match self.error {
             Some(kind) => reads.failing(kind, "model source error"),
             None => reads,

@@ -1,24 +1,19 @@
 //! The pattern by offset range, for the suites that build and check streams piece by piece
-//! (concurrency, failures, faults, cancel): every byte is [`byte_at`] its offset, so that a
+//! (concurrency, failures, faults, cancel, memory, platform): every byte is [`byte_at`] its offset, so that a
 //! byte read from the wrong place, or a stream that skipped or repeated bytes, does not match.
 
 use std::path::PathBuf;
 
-pub use super::byte_at;
+pub use super::{byte_at, fill_pattern};
 
 pub const KIB: u64 = 1 << 10;
 pub const MIB: u64 = 1 << 20;
 
 /// The pattern `[start, end)`.
 pub fn pattern(start: u64, end: u64) -> Vec<u8> {
-    (start..end).map(byte_at).collect()
-}
-
-/// Fills `buf` with the pattern from `offset` on.
-pub fn fill_pattern(offset: u64, buf: &mut [u8]) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = byte_at(offset + i as u64);
-    }
+    let mut out = vec![0; usize::try_from(end - start).expect("a pattern that fits in memory")];
+    fill_pattern(start, &mut out);
+    out
 }
 
 /// The pattern `[start, end)` in pieces of at most `piece` bytes, in order.
