@@ -4,7 +4,8 @@
 //! cargo run --release --example fanout                 # 2 GiB generated input, 4 readers
 //! cargo run --release --example fanout -- big.iso      # a file
 //! some-command | cargo run --release --example fanout -- -   # standard input
-//! cargo run --release --example fanout -- https://example.com/big.iso   # a download (ureq)
+//! cargo run --release --features http --example fanout -- https://example.com/big.iso
+//!                                                      # a download (Builder::spawn_url)
 //! cargo run --release --example fanout -- --readers 8 --memory-limit 64M
 //! ```
 //!
@@ -37,7 +38,10 @@ fn main() -> io::Result<()> {
     if let Some(len) = input.len {
         builder = builder.expected_len(len);
     }
-    let cache = builder.spawn(input.source)?;
+    let cache = match input.source {
+        Source::Read(source) => builder.spawn(source)?,
+        Source::Url(url) => spawn_url(builder, &url)?,
+    };
 
     // Each reader publishes its position here, for the progress bars, and says when it is done.
     let positions: Arc<[AtomicU64]> = (0..args.readers).map(|_| AtomicU64::new(0)).collect();
@@ -56,7 +60,7 @@ fn main() -> io::Result<()> {
         .collect::<io::Result<Vec<_>>>()?;
     drop(done);
 
-    let bars = Bars::new(input.len, args.readers);
+    let bars = Bars::new(cache.expected_len(), args.readers);
     let mut running = args.readers;
     while running > 0 {
         bars.update(&cache, &positions);
@@ -98,38 +102,52 @@ fn main() -> io::Result<()> {
 
 /// Where the bytes come from, its length if known, and what to call it.
 struct Input {
-    source: Box<dyn Read + Send>,
+    source: Source,
     len: Option<u64>,
     label: String,
+}
+
+enum Source {
+    Read(Box<dyn Read + Send>),
+    /// Fetched by the cache itself: ranged and resumed where the server honours `Range`.
+    Url(String),
+}
+
+#[cfg(feature = "http")]
+fn spawn_url(builder: streamcache::Builder, url: &str) -> io::Result<StreamCache> {
+    builder.spawn_url(url)
+}
+
+#[cfg(not(feature = "http"))]
+fn spawn_url(_: streamcache::Builder, url: &str) -> io::Result<StreamCache> {
+    Err(bad(format!(
+        "{url}: a URL needs the http feature: cargo run --release --features http --example fanout"
+    )))
 }
 
 fn open(input: Option<&str>) -> io::Result<Input> {
     Ok(match input {
         None => Input {
-            source: Box::new(Generator::new(DEFAULT_LEN)),
+            source: Source::Read(Box::new(Generator::new(DEFAULT_LEN))),
             len: Some(DEFAULT_LEN),
             label: format!("{} MiB generated", DEFAULT_LEN >> 20),
         },
         Some("-") => Input {
-            source: Box::new(io::stdin()),
+            source: Source::Read(Box::new(io::stdin())),
             len: None,
             label: "standard input".to_owned(),
         },
-        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-            let response = ureq::get(url).call().map_err(io::Error::other)?;
-            let len = response.body().content_length();
-            Input {
-                source: Box::new(response.into_body().into_reader()),
-                len,
-                label: url.to_owned(),
-            }
-        }
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => Input {
+            source: Source::Url(url.to_owned()),
+            len: None,
+            label: url.to_owned(),
+        },
         Some(path) => {
             let file = std::fs::File::open(path)?;
             let meta = file.metadata()?;
             Input {
                 len: meta.is_file().then_some(meta.len()),
-                source: Box::new(file),
+                source: Source::Read(Box::new(file)),
                 label: path.to_owned(),
             }
         }

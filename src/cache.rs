@@ -237,7 +237,7 @@ impl StreamCache {
         if run_end < end {
             return Err(past_end(offset, end, run_end));
         }
-        buf.copy_from_slice(self.shared().published(offset, end).expect("waited"));
+        buf.copy_from_slice(self.waited_for(offset, end));
         Ok(())
     }
 
@@ -280,10 +280,17 @@ impl StreamCache {
         if run_end < end {
             return Err(past_end(span.start, end, run_end));
         }
-        Ok(self
-            .shared()
-            .published(span.start, end)
-            .expect("waited for these bytes"))
+        Ok(self.waited_for(span.start, end))
+    }
+
+    /// `[start, end)` after a wait that returned a present run reaching `end`.
+    fn waited_for(&self, start: u64, end: u64) -> &[u8] {
+        if start == end {
+            return &[]; // A ranged stream does not wait for an empty range.
+        }
+        self.shared()
+            .published(start, end)
+            .expect("waited for these bytes")
     }
 
     /// The bytes in `range` if they have all arrived, without waiting. `None` for an inverted

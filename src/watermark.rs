@@ -439,8 +439,9 @@ impl Watermark {
             return Some(Ok(mark));
         }
         let end = self.clamp(target);
-        if end <= start {
-            // Empty once clamped: the range starts at or past a ranged stream's end.
+        if end <= start && self.len.is_some() {
+            // An empty range of a ranged stream (or one past its end, once clamped): nothing
+            // to wait for. (A stream read to its end waits for the mark to reach `target`.)
             return Some(Ok(mark.max(end)));
         }
         if let Some(run) = g.ranges.run_end(mark, start).filter(|&run| run >= end) {

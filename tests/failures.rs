@@ -926,3 +926,25 @@ fn a_read_claiming_more_than_its_buffer_is_invalid_data() {
         }
     }
 }
+
+#[test]
+#[ignore = "needs root: mounts a tmpfs"]
+#[cfg_attr(miri, ignore = "mounts a tmpfs")]
+fn a_ranged_source_longer_than_the_disk_is_storage_full_at_spawn() {
+    let mount = TmpfsMount::new("size=4m");
+    let open = |r: std::ops::Range<u64>| Ok(std::io::repeat(1).take(r.end - r.start));
+    let error = StreamCache::builder()
+        .memory_limit(0)
+        .temp_dir(mount.path())
+        .spawn_ranged(8 * MIB, open)
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::StorageFull, "{error}");
+    assert!(error.to_string().contains(&mount.path().display().to_string()), "{error}");
+    // What fits is reserved whole at spawn, and then cannot run out.
+    let cache = StreamCache::builder()
+        .memory_limit(0)
+        .temp_dir(mount.path())
+        .spawn_ranged(2 * MIB, open)
+        .unwrap();
+    assert_eq!(cache.slice(..).unwrap(), vec![1; 2 * MIB as usize]);
+}
