@@ -5,16 +5,13 @@
 //! worker count (one per core), made before the clock starts. The throughput is the stream's:
 //! its length over the time until the last reader is done.
 //!
-//! `cargo bench --features tokio --bench async_readers` (without the `tokio` feature only the
-//! threaded row runs).
+//! `cargo bench -p streamcache-benches --bench async_readers`.
 
-mod common;
-
-use common::{expected_sum, fold_bufread, Setup};
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion};
 use std::io;
 use std::thread;
 use std::time::{Duration, Instant};
+use streamcache_benches::{expected_sum, fold_bufread, stream_group, Setup};
 
 const LEN: u64 = 256 << 20;
 const READERS: usize = 4;
@@ -22,7 +19,7 @@ const READERS: usize = 4;
 /// streamcache with the whole stream in memory, as the `streamcache-mem` contender.
 fn cache(setup: &Setup) -> io::Result<streamcache::StreamCache> {
     let limit = usize::try_from(setup.len).expect("the stream fits the address space");
-    common::streamcache(setup, limit)
+    streamcache_benches::streamcache(setup, limit)
 }
 
 fn check(sums: &[u64]) {
@@ -56,7 +53,6 @@ fn threads(setup: &Setup) -> io::Result<Duration> {
 }
 
 /// 4 tokio tasks, `AsyncBufRead::fill_buf`.
-#[cfg(feature = "tokio")]
 fn tokio_tasks(rt: &tokio::runtime::Runtime, setup: &Setup) -> io::Result<Duration> {
     use tokio::io::AsyncBufReadExt;
     let start = Instant::now();
@@ -72,7 +68,7 @@ fn tokio_tasks(rt: &tokio::runtime::Runtime, setup: &Setup) -> io::Result<Durati
                         if buf.is_empty() {
                             return io::Result::Ok(sum);
                         }
-                        sum = common::fold(sum, buf);
+                        sum = streamcache_benches::fold(sum, buf);
                         let n = buf.len();
                         reader.consume(n);
                     }
@@ -92,13 +88,7 @@ fn tokio_tasks(rt: &tokio::runtime::Runtime, setup: &Setup) -> io::Result<Durati
 
 fn async_readers(c: &mut Criterion) {
     let setup = Setup::new(LEN);
-    let mut group = c.benchmark_group(format!("async_readers/{READERS}"));
-    group
-        .throughput(Throughput::Bytes(LEN))
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = stream_group(c, format!("async_readers/{READERS}"), LEN);
     group.bench_function("threads", |b| {
         b.iter_custom(|iters| {
             (0..iters)
@@ -106,7 +96,6 @@ fn async_readers(c: &mut Criterion) {
                 .sum()
         })
     });
-    #[cfg(feature = "tokio")]
     {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .build()
@@ -119,8 +108,6 @@ fn async_readers(c: &mut Criterion) {
             })
         });
     }
-    #[cfg(not(feature = "tokio"))]
-    eprintln!("async_readers: the tokio_tasks row needs `--features tokio`");
     group.finish();
 }
 

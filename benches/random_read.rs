@@ -2,14 +2,12 @@
 //! (streamcache's `read_at`, each peer's equivalent), against the floor: a plain 4 KiB `memcpy`
 //! from a buffer already in memory, at the same offsets.
 //!
-//! `cargo bench --bench random_read`. One iteration is one 4 KiB read on each of the 4 threads at
-//! once (stream-download allows one reader: one read on one thread).
+//! `cargo bench -p streamcache-benches --bench random_read`. One iteration is one 4 KiB read on
+//! each of the 4 threads at once (stream-download allows one reader: one read on one thread).
 
-mod common;
-
-use common::{Contender, Prepared, Setup, RANDOM_READ};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
+use streamcache_benches::{Contender, Prepared, Setup, RANDOM_READ};
 
 const LEN: u64 = 256 << 20;
 const THREADS: usize = 4;

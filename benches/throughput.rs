@@ -3,33 +3,22 @@
 //! reader). The throughput is the stream's: its length over the time until the last reader is
 //! done.
 //!
-//! `cargo bench --bench throughput` (256 MiB streams; `examples/bench_report.rs` runs 1 GiB and
-//! prints the ratios). Filter with criterion's usual argument, e.g. `-- 'sequential/4'`.
+//! `cargo bench -p streamcache-benches --bench throughput` (256 MiB streams; the report,
+//! `--bin report`, runs 1 GiB and prints the ratios). Filter with criterion's usual argument, e.g. `-- 'sequential/4'`.
 
-mod common;
-
-use common::{Contender, Limit, Setup};
-use criterion::{
-    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
-};
-use std::time::Duration;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use streamcache_benches::{stream_group, Contender, Limit, Setup};
 
 const LEN: u64 = 256 << 20;
 
 fn limits(c: &mut Criterion) {
     let setup = Setup::new(LEN);
-    let mut group = c.benchmark_group("limit");
-    group
-        .throughput(Throughput::Bytes(LEN))
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = stream_group(c, "limit", LEN);
     for limit in Limit::ALL {
         group.bench_function(limit.id(), |b| {
             b.iter_custom(|iters| {
                 (0..iters)
-                    .map(|_| common::limit(limit, &setup).expect("limit run"))
+                    .map(|_| streamcache_benches::limit(limit, &setup).expect("limit run"))
                     .sum()
             })
         });
@@ -40,13 +29,7 @@ fn limits(c: &mut Criterion) {
 fn sequential(c: &mut Criterion) {
     let setup = Setup::new(LEN);
     for readers in [1usize, 2, 4, 8] {
-        let mut group = c.benchmark_group(format!("sequential/{readers}"));
-        group
-            .throughput(Throughput::Bytes(LEN))
-            .sample_size(10)
-            .sampling_mode(SamplingMode::Flat)
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3));
+        let mut group = stream_group(c, format!("sequential/{readers}"), LEN);
         for contender in Contender::ALL {
             if contender.max_readers().is_some_and(|max| readers > max) {
                 continue; // stream-download: one reader per download
@@ -58,8 +41,9 @@ fn sequential(c: &mut Criterion) {
                     b.iter_custom(|iters| {
                         (0..iters)
                             .map(|_| {
-                                let run = common::sequential(contender, &setup, readers)
-                                    .expect("sequential run");
+                                let run =
+                                    streamcache_benches::sequential(contender, &setup, readers)
+                                        .expect("sequential run");
                                 run.check(LEN).expect("every byte read");
                                 run.elapsed
                             })

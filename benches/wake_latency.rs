@@ -3,15 +3,14 @@
 //! measured the same way, notified from the timing thread and from a gate-woken thread (the
 //! contenders' shape).
 //!
-//! `cargo bench --bench wake_latency`. Each iteration parks the reader for 200 µs first (not
-//! counted), so criterion's short measurement time still means a few thousand wake-ups.
+//! `cargo bench -p streamcache-benches --bench wake_latency`. Each iteration parks the reader for
+//! 200 µs first (not counted), so criterion's short measurement time still means a few thousand
+//! wake-ups.
 //! streamcatcher is absent: it has no filler to wake anyone (readers read the source themselves).
 
-mod common;
-
-use common::{Contender, Setup, WakeTarget};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use std::time::Duration;
+use streamcache_benches::{Contender, Setup, WakeTarget};
 
 const PARK: Duration = Duration::from_micros(200);
 
@@ -23,20 +22,15 @@ fn wake_latency(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(10))
         .measurement_time(Duration::from_millis(200));
-    let targets = [
-        WakeTarget::ParkingLot,
-        WakeTarget::ParkingLotFiller,
-        WakeTarget::Contender(Contender::StreamcacheMem),
-        WakeTarget::Contender(Contender::StreamcacheSpill),
-        WakeTarget::Contender(Contender::Naive),
-        WakeTarget::Contender(Contender::Spooled),
-        WakeTarget::Contender(Contender::StreamDownload),
-    ];
+    // streamcatcher has no filler: nothing to wake.
+    let targets = WakeTarget::ALL
+        .into_iter()
+        .filter(|&t| t != WakeTarget::Contender(Contender::Streamcatcher));
     for target in targets {
         group.bench_function(target.id(), |b| {
             b.iter_custom(|iters| {
                 let iters = usize::try_from(iters).expect("fits");
-                common::wake_latencies(target, &setup, iters, PARK)
+                streamcache_benches::wake_latencies(target, &setup, iters, PARK)
                     .expect("wake latencies")
                     .into_iter()
                     .sum()

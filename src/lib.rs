@@ -339,14 +339,14 @@
 //! or a freshly reserved file page costs far more than the copy itself. The filler reads straight
 //! into the storage (one copy, from the source's buffer), the arena asks for huge pages, and the
 //! spill file is reserved far ahead of the writer; readers read the stored bytes in place.
-//! `cargo run --release --example bench_report` measures streamcache next to its peers (a
-//! hand-written `Mutex<Vec<u8>>`, streamcatcher, stream-download, `SpooledTempFile`) and next
-//! to the machine's own limits, in one run, and prints the ratios. It also runs the same
-//! dataflow with no library at all (one writer, readers spinning on an atomic), so that a ratio
-//! below target shows whether the machine, its memory bandwidth shared by the writer and every
-//! reader, allows more. The criterion benches in `benches/` measure the same workloads one by
-//! one. `cargo run --release --example fanout` prints the stream's MB/s and each reader's for
-//! your machine.
+//! `cargo run -p streamcache-benches --release --bin report` measures streamcache next to its peers
+//! (a hand-written `Mutex<Vec<u8>>`, streamcatcher, stream-download, `SpooledTempFile`) and next to
+//! the machine's own limits, in one run, and prints the ratios. It also runs the same dataflow with
+//! no library at all (one writer, readers spinning on an atomic), so that a ratio below target
+//! shows whether the machine, its memory bandwidth shared by the writer and every reader, allows
+//! more. The criterion benches in `benches/` measure the same workloads one by one.
+//! `cargo run --release --example fanout` prints the stream's MB/s and each reader's for your
+//! machine.
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 // Cargo.toml allows this lint for the tests, which only the latest stable builds; the library

@@ -2,10 +2,10 @@
 //! model of what the cache must do.
 //!
 //! ```text
-//! cargo run --release --example soak                # 600 s (or: scripts/soak [SECONDS])
-//! cargo run --release --example soak -- 3600        # an hour
-//! cargo run --release --example soak -- --case SEED # one case again, with its description
-//! SOAK_SEED=0x1234 SOAK_THREADS=8 cargo run --release --example soak -- 60
+//! cargo run -p streamcache-benches --release --bin soak                # 600 s (or: scripts/soak)
+//! cargo run -p streamcache-benches --release --bin soak -- 3600        # an hour
+//! cargo run -p streamcache-benches --release --bin soak -- --case SEED # one case again
+//! SOAK_SEED=0x1234 SOAK_THREADS=8 cargo run -p streamcache-benches --release --bin soak -- 60
 //! ```
 //!
 //! Each of 8 worker threads makes caches one after the other, each from a random case: the
@@ -212,6 +212,9 @@ struct Case {
     cancel_at: Option<u64>,
 }
 
+// The kinds injected (in this order, so that a seed gives the same case): transient ones (the
+// library's `TRANSIENT_ERROR_KINDS`, which `is_transient` asks), less `Interrupted` in a read
+// (the filler retries that at once), and permanent ones.
 const TRANSIENT_READ: [ErrorKind; 5] = [
     ErrorKind::ConnectionReset,
     ErrorKind::ConnectionAborted,
@@ -237,8 +240,9 @@ const PERMANENT: [ErrorKind; 7] = [
     ErrorKind::OutOfMemory,
 ];
 
+/// Whether the resumable source retries after `kind`: the library's own list.
 fn is_transient(kind: ErrorKind) -> bool {
-    TRANSIENT_OPEN.contains(&kind)
+    streamcache::TRANSIENT_ERROR_KINDS.contains(&kind)
 }
 
 impl Case {
@@ -1308,7 +1312,7 @@ fn worker(run: &Run, index: usize, seed: u64) {
             Ok(Ran::Cancelled) => stats.cancelled.fetch_add(1, Ordering::Relaxed),
             Err(message) => {
                 run.fail(format!(
-                    "case {case_seed:#x} (repeat: cargo run --release --example soak -- --case {case_seed:#x}): {message}\n  {case:?}"
+                    "case {case_seed:#x} (repeat: cargo run -p streamcache-benches --release --bin soak -- --case {case_seed:#x}): {message}\n  {case:?}"
                 ));
                 return;
             }

@@ -1,0 +1,141 @@
+//! The command line.
+
+use crate::{MIB, READER_COUNTS};
+use clap::Parser;
+use std::path::PathBuf;
+use streamcache_benches::{mem_available, Contender, RANDOM_READ};
+
+/// streamcache side by side with its peers and with the machine's limits, every ratio taken
+/// inside the same run.
+#[derive(Debug, Parser)]
+#[command(name = "report")]
+struct Args {
+    /// 128 MiB streams, one pass, a 1 GiB stream in place of 8 GiB in (d)
+    #[arg(long)]
+    quick: bool,
+    /// Also write the table and the verdicts as JSON
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Best of N for (a) and (b) [default: 3, 1 with --quick]
+    #[arg(long, value_name = "N")]
+    reps: Option<usize>,
+    /// Stream length for (a) and (b) [default: 1G, 128M with --quick; K, M, G suffixes]
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    len: Option<u64>,
+    /// The large stream of (d) [default: 8G, 1G with --quick]
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    big: Option<u64>,
+    /// memory_limit in (d); the small stream is 4x this [default: 64M, 32M with --quick]
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    rss_limit: Option<u64>,
+    /// Where temp files go [default: the system temp dir; must not be tmpfs]
+    #[arg(long, value_name = "DIR")]
+    temp_dir: Option<PathBuf>,
+    /// Run only these workloads, e.g. --only ac
+    #[arg(long, value_name = "LETTERS", default_value = "abcd")]
+    only: String,
+    /// (a) only for these, e.g. streamcache-mem,naive (ids: naive, streamcatcher,
+    /// stream-download, spooled, streamcache-mem, streamcache-spill)
+    #[arg(long, value_name = "IDS", value_delimiter = ',', value_parser = contender)]
+    contenders: Vec<Contender>,
+    /// (a) only with these reader counts, e.g. 1,4
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    readers: Vec<usize>,
+    /// Memory touched and freed before each timed run of the limits and (a) [default: 2x the
+    /// stream + 512M, at most half of MemAvailable; 0: none]
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    prewarm: Option<u64>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Opts {
+    pub(crate) quick: bool,
+    pub(crate) json: Option<PathBuf>,
+    pub(crate) reps: usize,
+    pub(crate) len: u64,
+    pub(crate) big: u64,
+    pub(crate) rss_limit: u64,
+    pub(crate) temp_dir: PathBuf,
+    only: String,
+    pub(crate) contenders: Vec<Contender>,
+    pub(crate) readers: Vec<usize>,
+    /// Bytes touched and freed before each timed run of the limits and (a): see
+    /// `streamcache_benches::prewarm`.
+    pub(crate) prewarm: u64,
+    pub(crate) random_ops: u64,
+    pub(crate) wake_iters: usize,
+}
+
+impl Opts {
+    /// The options of this process's command line; prints the usage and exits on an error.
+    pub(crate) fn parse() -> Opts {
+        let args = Args::parse();
+        let quick = args.quick;
+        let len = args
+            .len
+            .unwrap_or(if quick { 128 * MIB } else { 1024 * MIB });
+        let opts = Opts {
+            quick,
+            json: args.json,
+            reps: args.reps.unwrap_or(if quick { 1 } else { 3 }),
+            len,
+            big: args
+                .big
+                .unwrap_or(if quick { 1024 * MIB } else { 8192 * MIB }),
+            rss_limit: args
+                .rss_limit
+                .unwrap_or(if quick { 32 * MIB } else { 64 * MIB }),
+            temp_dir: args.temp_dir.unwrap_or_else(std::env::temp_dir),
+            only: args.only,
+            contenders: if args.contenders.is_empty() {
+                Contender::ALL.to_vec()
+            } else {
+                args.contenders
+            },
+            readers: if args.readers.is_empty() {
+                READER_COUNTS.to_vec()
+            } else {
+                args.readers
+            },
+            prewarm: args.prewarm.unwrap_or_else(|| {
+                let half_available = mem_available().map_or(u64::MAX, |a| a / 2);
+                (2 * len + 512 * MIB).min(half_available)
+            }),
+            random_ops: if quick { 100_000 } else { 500_000 },
+            wake_iters: if quick { 300 } else { 2000 },
+        };
+        if opts.reps == 0 || opts.len < 2 * RANDOM_READ as u64 {
+            use clap::CommandFactory;
+            Args::command()
+                .error(
+                    clap::error::ErrorKind::ValueValidation,
+                    "--reps must be at least 1 and --len at least 8K",
+                )
+                .exit();
+        }
+        opts
+    }
+
+    /// Whether workload `workload` (a letter of `--only`) runs.
+    pub(crate) fn runs(&self, workload: char) -> bool {
+        self.only.contains(workload)
+    }
+}
+
+/// Parses `123`, `64K`, `8M`, `1G`.
+fn size(arg: &str) -> Result<u64, String> {
+    let (digits, shift) = match arg.chars().last() {
+        Some('K' | 'k') => (&arg[..arg.len() - 1], 10),
+        Some('M' | 'm') => (&arg[..arg.len() - 1], 20),
+        Some('G' | 'g') => (&arg[..arg.len() - 1], 30),
+        _ => (arg, 0),
+    };
+    digits
+        .parse::<u64>()
+        .map(|n| n << shift)
+        .map_err(|e| format!("{arg:?} is not a size: {e}"))
+}
+
+fn contender(id: &str) -> Result<Contender, String> {
+    Contender::from_id(id).ok_or(format!("no contender {id:?}"))
+}

@@ -1,0 +1,39 @@
+//! The engine of streamcache's benchmarks: the contenders and workloads shared by the criterion
+//! benches (`benches/*.rs`) and by the report (`src/bin/report`), so that both measure exactly the
+//! same thing; one module per workload.
+//!
+//! Every contender gets the same source (an in-memory [`Generator`] whose bytes depend only on
+//! their offset, so no contender's read sizes change what it sees), the same 64 KiB chunks, the
+//! same length hint where it takes one, and every reader folds every byte it reads with [`fold`].
+//! Each peer is given its best reasonable settings; the choices are written next to each one
+//! (`contenders.rs`).
+//!
+//! Linux only: the limits, the memory workload and the machine facts read `/proc` and call
+//! `posix_fallocate`, `statfs` and `clock_gettime` through libc.
+
+mod contenders;
+mod limits;
+mod memory;
+mod random_read;
+mod source;
+mod sys;
+mod throughput;
+mod wake_latency;
+
+pub use contenders::{
+    stream_download, streamcache, streamcatcher, tokio_runtime, Class, Contender, Locked,
+    LockedReader, Setup, Store,
+};
+pub use limits::{
+    bare_pipeline, fallocate, fallocated_map, filler_alone, fold_time, huge_map, limit,
+    present_buffer, prewarm, Limit,
+};
+pub use memory::{rss_child, rss_measure, RSS_CHILD};
+pub use random_read::{Prepared, RandomRun, RANDOM_READ};
+pub use source::{expected_sum, fold, fold_bufread, fold_read, GenStream, Generator, CHUNK};
+pub use sys::{cores, free_space, is_tmpfs, loadavg, mem_available, rss_anon_kb, thread_cpu_time};
+pub use throughput::{sequential, stream_group, Run};
+pub use wake_latency::{quantile, wake_latencies, WakeTarget, WAKE_CHUNK};
+
+/// A mebibyte.
+pub const MIB: u64 = 1 << 20;
