@@ -46,6 +46,9 @@ pub struct Builder {
     chunk_size: usize,
     thread_name: Option<String>,
     retry: RetryPolicy,
+    /// What `spawn_url` sends (feature `http`; its methods are in `http.rs`).
+    #[cfg(feature = "http")]
+    pub(crate) http: crate::http::HttpSettings,
 }
 
 impl Default for Builder {
@@ -61,6 +64,8 @@ impl Default for Builder {
                 retries: DEFAULT_RETRIES,
                 first_backoff: DEFAULT_BACKOFF,
             },
+            #[cfg(feature = "http")]
+            http: crate::http::HttpSettings::default(),
         }
     }
 }

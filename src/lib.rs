@@ -315,6 +315,8 @@ mod async_io;
 mod builder;
 mod cache;
 mod filler;
+#[cfg(feature = "http")]
+mod http;
 mod range;
 mod reader;
 mod resume;
