@@ -157,6 +157,26 @@ fn a_body_that_breaks_is_resumed_with_range_and_if_range() {
 }
 
 #[test]
+fn a_body_longer_than_its_range_is_cut_at_the_range() {
+    // Every answer carries 100 bytes of junk past the range its Content-Range announces (and
+    // counts them in its Content-Length); the first one breaks, or not.
+    for first in [Send::Whole, Send::Cut(70_000)] {
+        let body: Arc<[u8]> = pattern(LEN).into();
+        let server = Server::start(move |r| {
+            let mut answer = resource(r, &body, Some(ETAG), None);
+            answer.body.extend_from_slice(&[0xEE; 100]);
+            answer.send(if r.index == 0 { first } else { Send::Whole })
+        });
+        let cache = spawn(builder(), server.url("/data")).expect("spawn_url");
+        let (data, result) = read_all(&cache);
+        result.expect("a download");
+        assert_eq!(data.len(), LEN, "{first:?}: the junk is not read");
+        assert_intact(&data, "capped download");
+        assert_eq!(cache.status(), Status::Complete { len: LEN as u64 });
+    }
+}
+
+#[test]
 fn a_server_that_ignores_range_gives_a_plain_stream() {
     let body = pattern(LEN);
     let server = Server::start(move |_| Answer::new(200, body.clone()).header("ETag", ETAG));
