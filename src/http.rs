@@ -272,7 +272,7 @@ enum First {
     /// A success other than `206`: the body as it comes, with its Content-Length.
     Plain { len: Option<u64>, body: UrlBody },
     /// `206` from 0 to the end.
-    Ranged(RangedUrl),
+    Ranged(Box<RangedUrl>),
 }
 
 /// One URL and how to ask for it.
@@ -389,13 +389,13 @@ impl Target {
             .cloned();
         let last_modified = response.headers().get(LAST_MODIFIED).cloned();
         let body = UrlBody::new(&self, response, 0, len);
-        Ok(First::Ranged(RangedUrl {
+        Ok(First::Ranged(Box::new(RangedUrl {
             target: self,
             len,
             etag,
             last_modified,
             first: Mutex::new(Some(body)),
-        }))
+        })))
     }
 
     /// An error about the answer to `asked`: the request and the URL, then `what`.
