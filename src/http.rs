@@ -96,11 +96,11 @@ impl Builder {
     /// A header that [`spawn_url`](Self::spawn_url) adds to every request it sends, such as
     /// `Authorization` (feature `http`). Each call adds one; a name given twice is sent twice.
     ///
-    /// The header is checked by `spawn_url`: a name or value that is not valid in HTTP, or
-    /// `Range` and `If-Range` (which `spawn_url` sets itself), make it fail with
-    /// `InvalidInput`. Values never appear in error messages nor in the builder's `Debug`.
-    /// Like every header ureq sends, `Authorization` is dropped when a redirect is followed
-    /// (unless the agent is configured otherwise).
+    /// The header is checked by `spawn_url`: a name that is not valid in HTTP, a value that is
+    /// not visible ASCII, or `Range` and `If-Range` (which `spawn_url` sets itself) make it
+    /// fail with `InvalidInput`. Values never appear in error messages nor in the builder's
+    /// `Debug`. ureq drops `Authorization` when it follows a redirect (unless the agent is
+    /// configured otherwise, with `redirect_auth_headers`).
     ///
     /// # Examples
     ///
@@ -311,8 +311,11 @@ impl Target {
             if header == RANGE || header == IF_RANGE {
                 return Err(bad("spawn_url sets this header itself"));
             }
-            let mut value =
-                HeaderValue::try_from(value).map_err(|_| bad("not a valid header value"))?;
+            // Visible ASCII only: ureq refuses other bytes in some headers (Authorization).
+            let mut value = HeaderValue::try_from(value)
+                .ok()
+                .filter(|v| v.to_str().is_ok())
+                .ok_or_else(|| bad("not a valid header value (visible ASCII)"))?;
             value.set_sensitive(true);
             headers.push((header, value));
         }
