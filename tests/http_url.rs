@@ -337,6 +337,13 @@ fn error_statuses_have_their_kinds_and_name_the_url_without_its_query() {
         assert!(!message.contains("token"), "{status}: {message}");
         assert!(!message.contains("frag"), "{status}: {message}");
     }
+    // Nor its user info (a password).
+    let server = Server::start(|_| Answer::new(404, ""));
+    let url = server.url("/x").replace("http://", "http://user:pa55word@");
+    let err = spawn(builder(), url).expect_err("a 404");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains(&server.url("/x")), "{err}");
+    assert!(!err.to_string().contains("pa55word"), "{err}");
 }
 
 #[test]
