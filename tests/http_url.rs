@@ -129,7 +129,7 @@ fn a_body_that_breaks_is_resumed_with_range_and_if_range() {
             let answer = resource(r, &body, etag, date);
             answer.send(cuts.get(r.index).copied().unwrap_or(paced))
         });
-        let builder = builder().http_agent(agent(Duration::from_millis(500)));
+        let builder = builder().http_agent(agent(Duration::from_millis(1000)));
         let cache = spawn(builder, server.url("/data")).expect(&what);
         let (data, result) = read_all(&cache);
         result.expect(&what);
@@ -574,7 +574,7 @@ fn stalls_on_resumed_requests_are_retried_until_retries_run_out() {
     });
     let builder = builder()
         .retries(2)
-        .http_agent(agent(Duration::from_millis(200)));
+        .http_agent(agent(Duration::from_millis(500)));
     let cache = spawn(builder, server.url("/data")).expect("spawn_url");
     let err = outcome(&cache).expect_err("stalls until the retries run out");
     assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
