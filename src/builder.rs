@@ -36,7 +36,7 @@ pub struct Builder {
     settings: Settings,
     /// What `spawn_url` sends (feature `http`; its methods are in `http.rs`).
     #[cfg(feature = "http")]
-    pub(crate) http: crate::http::HttpSettings,
+    pub(crate) http: crate::source::http::HttpSettings,
 }
 
 impl Builder {

@@ -415,8 +415,6 @@ mod builder;
 mod cache;
 mod cancel;
 mod filler;
-#[cfg(feature = "http")]
-mod http;
 mod range;
 mod ranged;
 mod ranges;

@@ -4,9 +4,12 @@
 //!
 //! One file per adapter: `read.rs` (any `Read`), `chunks.rs` (an iterator of chunks),
 //! `stream.rs` (an async `Stream`, polled on the filler thread), `resumable.rs` (`open(offset)`),
-//! `ranged.rs` (a part of `open(range)`).
+//! `ranged.rs` (a part of `open(range)`), `http.rs` (a URL, feature `http`: its first answer
+//! decides between a ranged and a plain source).
 
 mod chunks;
+#[cfg(feature = "http")]
+pub(crate) mod http;
 mod ranged;
 mod read;
 mod resumable;
