@@ -3,9 +3,10 @@
 use crate::cache::StreamCache;
 use crate::filler;
 use crate::range::invalid_input;
+use crate::ranged::OpenRange;
 use crate::settings::Settings;
 use crate::shared::Shared;
-use crate::source::{BlockingStream, Chunks, OpenRange, Plain, Resumable, Source};
+use crate::source::{BlockingStream, Chunks, Plain, Resumable, Source};
 use std::io::{self, Read};
 use std::ops::Range;
 use std::path::PathBuf;

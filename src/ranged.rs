@@ -6,13 +6,30 @@
 
 use crate::ranges::{At, WriterId};
 use crate::shared::Shared;
-use crate::source::{Feed, OpenRange, RangedPart};
+use crate::source::{Feed, Resumable};
 use crate::storage::Fixed;
 use crate::sync::Mutex;
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Read};
+use std::ops::Range;
 use std::sync::Arc;
 use std::thread;
+
+/// What the caller's `open(range)` returns.
+pub(crate) type PartReader = Box<dyn Read + Send>;
+
+/// The caller's `open(range)`, shared by the fill and every fetch.
+pub(crate) type OpenRange = dyn Fn(Range<u64>) -> io::Result<PartReader> + Send + Sync;
+
+/// The part `range` of a ranged source as a resumable one: opened at `range.start + offset`
+/// after `offset` bytes, up to `range.end` (more is never read: reads never ask past it).
+fn part(
+    open: &Arc<OpenRange>,
+    range: Range<u64>,
+) -> Resumable<impl FnMut(u64) -> io::Result<PartReader>, PartReader> {
+    let open = Arc::clone(open);
+    Resumable::new(move |offset| open(range.start + offset..range.end))
+}
 
 /// The sequential fill's writer id; fetches count up from 1.
 const FILL: WriterId = 0;
@@ -136,7 +153,7 @@ fn fetch_one(shared: &Shared, ranged: &Ranged, id: WriterId, offset: u64) -> io:
     else {
         return Ok(()); // Present or claimed by now.
     };
-    let part = RangedPart::new(Arc::clone(&ranged.open), range.clone());
+    let part = part(&ranged.open, range.clone());
     let mut feed = Feed::new(
         part,
         &shared.cancel,
@@ -168,7 +185,7 @@ pub(crate) fn fill(shared: &Shared) -> io::Result<()> {
     let ranged = shared.ranged.as_ref().expect("a ranged stream");
     let len = ranged.fixed.len();
     let chunk = shared.settings.chunk_size as u64;
-    let part = RangedPart::new(Arc::clone(&ranged.open), 0..len);
+    let part = part(&ranged.open, 0..len);
     let mut feed = Feed::new(part, &shared.cancel, shared.settings.retry, Some(len));
     let mut scratch = Vec::new();
     let mut pos = 0;

@@ -1,9 +1,8 @@
 //! The state every handle, every `Bytes` and the filler share.
 
 use crate::cancel::Cancel;
-use crate::ranged::Ranged;
+use crate::ranged::{OpenRange, Ranged};
 use crate::settings::Settings;
-use crate::source::OpenRange;
 use crate::storage::{Fixed, Storage};
 use crate::wait_async::MarkHandle;
 use crate::watermark::Watermark;

@@ -3,20 +3,18 @@
 //! cancellation is written here, once.
 //!
 //! One file per adapter: `read.rs` (any `Read`), `chunks.rs` (an iterator of chunks),
-//! `stream.rs` (an async `Stream`, polled on the filler thread), `resumable.rs` (`open(offset)`),
-//! `ranged.rs` (a part of `open(range)`), `http.rs` (a URL, feature `http`: its first answer
+//! `stream.rs` (an async `Stream`, polled on the filler thread), `resumable.rs` (`open(offset)`,
+//! and each part of a ranged source's `open(range)`), `http.rs` (a URL, feature `http`: its first answer
 //! decides between a ranged and a plain source).
 
 mod chunks;
 #[cfg(feature = "http")]
 pub(crate) mod http;
-mod ranged;
 mod read;
 mod resumable;
 mod stream;
 
 pub(crate) use chunks::Chunks;
-pub(crate) use ranged::{OpenRange, RangedPart};
 pub(crate) use read::Plain;
 pub(crate) use resumable::Resumable;
 pub(crate) use stream::BlockingStream;
