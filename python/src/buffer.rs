@@ -82,8 +82,8 @@ fn stored_bytes_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
                 },
                 ffi::PyType_Slot {
                     slot: ffi::Py_tp_doc,
-                    pfunc: c"Bytes of a stream cache, exported to memoryviews (internal)."
-                        .as_ptr() as *mut c_void,
+                    pfunc: c"Bytes of a stream cache, exported to memoryviews (internal).".as_ptr()
+                        as *mut c_void,
                 },
                 ffi::PyType_Slot {
                     slot: 0,
@@ -248,8 +248,9 @@ impl WritableBuffer {
             internal: ptr::null_mut(),
         };
         // SAFETY: the GIL is held (`obj` is bound); `view` is a valid `Py_buffer` to fill.
-        let rc =
-            unsafe { PyObject_GetBuffer(obj.as_ptr(), &mut view, PYBUF_WRITABLE | PYBUF_C_CONTIGUOUS) };
+        let rc = unsafe {
+            PyObject_GetBuffer(obj.as_ptr(), &mut view, PYBUF_WRITABLE | PYBUF_C_CONTIGUOUS)
+        };
         if rc != 0 {
             let cause = PyErr::fetch(obj.py());
             let err = PyTypeError::new_err(format!(

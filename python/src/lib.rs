@@ -170,7 +170,12 @@ fn spawn_error(py: Python<'_>, e: std::io::Error) -> PyErr {
 /// `StreamCache(source, *, memory_limit=8 << 20, expected_len=None, max_len=None,
 /// temp_dir=None, chunk_size=None)`; `source` is an http(s) URL, a binary file object
 /// (`readinto` or `read`), a bytes-like object, or an iterable of bytes-like chunks.
-#[pyclass(frozen, subclass, module = "streamcache._streamcache", name = "StreamCache")]
+#[pyclass(
+    frozen,
+    subclass,
+    module = "streamcache._streamcache",
+    name = "StreamCache"
+)]
 struct PyStreamCache {
     inner: StreamCache,
 }
@@ -193,7 +198,8 @@ impl PyStreamCache {
     ) -> PyResult<PyStreamCache> {
         let mut builder = StreamCache::builder().thread_name("streamcache-filler");
         if let Some(n) = option(memory_limit, "memory_limit")? {
-            let n = usize::try_from(n).map_err(|_| PyValueError::new_err("memory_limit too large"))?;
+            let n =
+                usize::try_from(n).map_err(|_| PyValueError::new_err("memory_limit too large"))?;
             builder = builder.memory_limit(n);
         }
         if let Some(n) = option(expected_len, "expected_len")? {
@@ -205,7 +211,8 @@ impl PyStreamCache {
         let chunk = match option(chunk_size, "chunk_size")? {
             Some(0) => return Err(PyValueError::new_err("chunk_size must be > 0")),
             Some(n) => {
-                let n = usize::try_from(n).map_err(|_| PyValueError::new_err("chunk_size too large"))?;
+                let n = usize::try_from(n)
+                    .map_err(|_| PyValueError::new_err("chunk_size too large"))?;
                 builder = builder.chunk_size(n);
                 n
             }
@@ -242,9 +249,12 @@ impl PyStreamCache {
             let inner = py
                 .detach(|| builder.spawn_chunks(chunks))
                 .map_err(|e| spawn_error(py, e))?;
-            py.import("streamcache._source")?
-                .getattr("start")?
-                .call1((source, Py::new(py, sink)?, chunk, is_file))?;
+            py.import("streamcache._source")?.getattr("start")?.call1((
+                source,
+                Py::new(py, sink)?,
+                chunk,
+                is_file,
+            ))?;
             inner
         };
         Ok(PyStreamCache { inner })
@@ -306,7 +316,11 @@ impl PyStreamCache {
     /// `cache[a:b]`: a read-only `memoryview` of the bytes themselves (no copy), waiting for
     /// them; clamped to the end of the stream like any slice. It keeps the storage alive after
     /// every other handle is gone. `cache[i]` is the byte at `i`, as an `int`.
-    fn __getitem__<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let cache = &self.inner;
         if let Ok(slice) = key.cast::<PySlice>() {
             let step = slice.getattr("step")?;
@@ -322,12 +336,16 @@ impl PyStreamCache {
             return buffer::stored_bytes_view(py, bytes);
         }
         if key.is_instance_of::<PyTuple>() {
-            return Err(PyTypeError::new_err("StreamCache indices are integers or slices"));
+            return Err(PyTypeError::new_err(
+                "StreamCache indices are integers or slices",
+            ));
         }
         let index = non_negative(key, "index")?;
         let available = wait_until(py, cache, end_of(index, 1)?)?;
         if available <= index {
-            return Err(PyIndexError::new_err("StreamCache index past the end of the stream"));
+            return Err(PyIndexError::new_err(
+                "StreamCache index past the end of the stream",
+            ));
         }
         let mut byte = [0u8];
         cache
@@ -391,7 +409,11 @@ impl PyStreamCache {
         // TODO(present): `self.inner.present()` once `StreamCache::present` is on main; until
         // then the only range is the contiguous prefix.
         let available = self.inner.available();
-        let ranges: Vec<(u64, u64)> = if available > 0 { vec![(0, available)] } else { vec![] };
+        let ranges: Vec<(u64, u64)> = if available > 0 {
+            vec![(0, available)]
+        } else {
+            vec![]
+        };
         PyList::new(py, ranges)
     }
 

@@ -53,15 +53,21 @@ impl Chunk {
         }
         // Any other object with the buffer protocol: `bytes(memoryview(obj))`, one copy.
         // SAFETY: GIL held, `obj` valid; a new reference or null with an exception set.
-        let view = unsafe { Bound::from_owned_ptr_or_err(obj.py(), ffi::PyMemoryView_FromObject(obj.as_ptr())) };
+        let view = unsafe {
+            Bound::from_owned_ptr_or_err(obj.py(), ffi::PyMemoryView_FromObject(obj.as_ptr()))
+        };
         let view = view.map_err(|_| {
             PyTypeError::new_err(format!(
                 "a chunk must be a bytes-like object, not '{}'",
-                obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                obj.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ))
         })?;
         // SAFETY: as above.
-        let bytes = unsafe { Bound::from_owned_ptr_or_err(obj.py(), ffi::PyObject_Bytes(view.as_ptr()))? };
+        let bytes =
+            unsafe { Bound::from_owned_ptr_or_err(obj.py(), ffi::PyObject_Bytes(view.as_ptr()))? };
         Ok(Chunk::of_bytes(bytes.cast::<PyBytes>()?))
     }
 
