@@ -13,7 +13,7 @@
 //! [`Sink::push`] returns `False` and the daemon thread stops calling the source.
 
 use crate::errors::PythonSourceError;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -129,11 +129,10 @@ impl Sink {
         let Some(tx) = self.sender() else {
             return Ok(false);
         };
-        match tx.try_send(Message::Chunk(chunk)) {
-            Ok(()) => Ok(true),
-            Err(TrySendError::Disconnected(_)) => Ok(false),
-            Err(TrySendError::Full(message)) => Ok(py.detach(|| tx.send(message)).is_ok()),
-        }
+        // Always without the GIL, even when there is room: this thread runs Python code
+        // nearly all the time, and a reader woken by the filler would otherwise wait for the
+        // interpreter's switch interval (5 ms) to get the GIL back.
+        Ok(py.detach(|| tx.send(Message::Chunk(chunk))).is_ok())
     }
 
     /// The source ended: the stream is complete.
