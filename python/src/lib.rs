@@ -1,13 +1,13 @@
 //! `streamcache._streamcache`: the Rust core of the Python package `streamcache`.
 //!
-//! One class, [`PyStreamCache`] (`streamcache.StreamCache`'s base), over
+//! One class, `PyStreamCache` (`streamcache.StreamCache`'s base), over
 //! [`streamcache::StreamCache`], plus the pieces it needs: the buffer protocol
-//! ([`buffer`]), the Python sources ([`source`]) and the exceptions ([`errors`]). The Python
+//! (`buffer`), the Python sources (`source`) and the exceptions (`errors`). The Python
 //! part of the package (`python/streamcache/`) adds the `io.RawIOBase` reader, the `buffer`
 //! package's `StreamBuffer` and the thread that reads Python sources.
 //!
 //! Every wait and every copy runs with the GIL released. A wait is cut into slices of
-//! [`WAIT_SLICE`], with `PyErr_CheckSignals` between them, so that Ctrl-C interrupts a wait in
+//! `WAIT_SLICE`, with `PyErr_CheckSignals` between them, so that Ctrl-C interrupts a wait in
 //! the main thread.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
