@@ -417,16 +417,6 @@ impl PyStreamCache {
         PyList::new(py, ranges)
     }
 
-    /// `"filling"`, `"complete"` or `"failed"`.
-    #[getter]
-    fn _state(&self) -> &'static str {
-        match self.inner.status() {
-            Status::Filling { .. } => "filling",
-            Status::Complete { .. } => "complete",
-            Status::Failed { .. } => "failed",
-        }
-    }
-
     fn __repr__(&self) -> String {
         match self.inner.status() {
             Status::Filling { available } => format!("<StreamCache filling, {available} bytes>"),
