@@ -109,6 +109,10 @@ fn stored_bytes_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 }
 
 /// `StoredBytes()` from Python: refused, an instance is only ever made by [`stored_bytes_view`].
+///
+/// # Safety
+///
+/// Only CPython calls it, as the type's `tp_new`, with the GIL held.
 unsafe extern "C" fn stored_bytes_new(
     _tp: *mut ffi::PyTypeObject,
     _args: *mut ffi::PyObject,
@@ -126,6 +130,11 @@ unsafe extern "C" fn stored_bytes_new(
 
 /// `bf_getbuffer`: a read-only, one-dimensional buffer of unsigned bytes over the stored bytes,
 /// what `PyBuffer_FillInfo` gives.
+///
+/// # Safety
+///
+/// Only CPython calls it, as the type's `bf_getbuffer`, with the GIL held, `exporter` an
+/// instance of the type and `view` null or a `Py_buffer` to fill.
 unsafe extern "C" fn stored_bytes_getbuffer(
     exporter: *mut ffi::PyObject,
     view: *mut RawBuffer,
@@ -179,6 +188,11 @@ unsafe extern "C" fn stored_bytes_getbuffer(
 
 /// `tp_dealloc`: drops the `Bytes` (the storage goes with the last one), frees the object and
 /// releases the reference every instance of a heap type holds on its type.
+///
+/// # Safety
+///
+/// Only CPython calls it, as the type's `tp_dealloc`, once, with the GIL held, when the last
+/// reference to `obj` (an instance of the type) went.
 unsafe extern "C" fn stored_bytes_dealloc(obj: *mut ffi::PyObject) {
     // SAFETY: called once by CPython when the last reference went, GIL held; `obj` is a
     // `StoredBytes` made by `stored_bytes_view` (the only way to make one), so `bytes` is
