@@ -1,0 +1,438 @@
+//! `streamcache._streamcache`: the Rust core of the Python package `streamcache`.
+//!
+//! One class, `PyStreamCache` (`streamcache.StreamCache`'s base), over
+//! [`streamcache::StreamCache`], plus the pieces it needs: the buffer protocol
+//! (`buffer`), the Python sources (`source`) and the exceptions (`errors`). The Python
+//! part of the package (`python/streamcache/`) adds the `io.RawIOBase` reader, the `buffer`
+//! package's `StreamBuffer` and the thread that reads Python sources.
+//!
+//! Every wait and every copy runs with the GIL released. A wait is cut into slices of
+//! `WAIT_SLICE`, with `PyErr_CheckSignals` between them, so that Ctrl-C interrupts a wait in
+//! the main thread.
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod buffer;
+mod errors;
+mod source;
+
+use pyo3::exceptions::{PyIndexError, PyNotImplementedError, PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PySlice, PyString, PyTuple};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use streamcache::{Builder, Status, StreamCache};
+
+/// The longest a wait runs with the GIL released before it checks for signals.
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// A non-negative integer argument as `u64`: `ValueError` when negative or too large (never
+/// PyO3's `OverflowError`), `TypeError` when not an integer.
+fn non_negative(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
+    match obj.extract::<u64>() {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            // `operator.index` semantics: anything else than an integer is a `TypeError`.
+            let index = obj
+                .py()
+                .import("operator")?
+                .getattr("index")?
+                .call1((obj,))
+                .map_err(|_| e)?;
+            if index.lt(0)? {
+                Err(PyValueError::new_err(format!(
+                    "{what} must be >= 0, not {index}"
+                )))
+            } else {
+                Err(PyValueError::new_err(format!(
+                    "{what} is too large: {index}"
+                )))
+            }
+        }
+    }
+}
+
+/// Like [`non_negative`], for an option that also takes `None`.
+fn option(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<u64>> {
+    match obj {
+        Some(o) if !o.is_none() => non_negative(o, what).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// `offset + len`, or `ValueError` when it does not fit in 64 bits.
+fn end_of(offset: u64, len: u64) -> PyResult<u64> {
+    offset
+        .checked_add(len)
+        .ok_or_else(|| PyValueError::new_err("offset + size does not fit in 64 bits"))
+}
+
+/// Waits until `available >= target` or the end of the stream, as
+/// [`StreamCache::wait_for_timeout`]: `Some(available)`, or `None` once `timeout` (`None`: no
+/// limit) has passed. Without the GIL, in slices, raising whatever a signal handler raises
+/// (`KeyboardInterrupt`) between them.
+fn wait(
+    py: Python<'_>,
+    cache: &StreamCache,
+    target: u64,
+    timeout: Option<Duration>,
+) -> PyResult<Option<u64>> {
+    // Already there (or over): no GIL round trip.
+    match cache.wait_for_timeout(target, Duration::ZERO) {
+        Ok(Some(available)) => return Ok(Some(available)),
+        Ok(None) => {}
+        Err(e) => return Err(errors::to_py(py, cache, e)),
+    }
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let slice = match (timeout, deadline) {
+            (None, _) | (Some(_), None) => WAIT_SLICE,
+            (Some(_), Some(deadline)) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                left.min(WAIT_SLICE)
+            }
+        };
+        match py.detach(|| cache.wait_for_timeout(target, slice)) {
+            Ok(Some(available)) => return Ok(Some(available)),
+            Ok(None) => py.check_signals()?,
+            Err(e) => return Err(errors::to_py(py, cache, e)),
+        }
+    }
+}
+
+/// [`wait`] without a time limit.
+fn wait_until(py: Python<'_>, cache: &StreamCache, target: u64) -> PyResult<u64> {
+    Ok(wait(py, cache, target, None)?.unwrap_or(target))
+}
+
+/// A new `bytes` of `len` bytes of `cache` from `offset`, all of them available: copied with
+/// the GIL released, into the `bytes` object's own memory (no zero-fill, no second copy).
+fn copy_out<'py>(
+    py: Python<'py>,
+    cache: &StreamCache,
+    offset: u64,
+    len: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let size = ffi::Py_ssize_t::try_from(len)
+        .map_err(|_| PyValueError::new_err("size too large for a bytes object"))?;
+    // SAFETY: with a null pointer, CPython allocates an uninitialised `bytes` of `size` bytes;
+    // the result is a new reference or null with an exception set.
+    let bytes = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), size))?
+    };
+    let bytes = bytes.cast_into::<PyBytes>()?;
+    if len == 0 {
+        return Ok(bytes);
+    }
+    // SAFETY: the object is ours alone (not yet returned to Python), `len` bytes long; its
+    // memory stays in place while `bytes` holds the reference, GIL or not.
+    let dst = unsafe {
+        std::slice::from_raw_parts_mut(ffi::PyBytes_AsString(bytes.as_ptr()).cast::<u8>(), len)
+    };
+    py.detach(|| cache.read_exact_at(offset, dst))
+        .map_err(|e| errors::to_py(py, cache, e))?;
+    Ok(bytes)
+}
+
+/// The stream's bytes `[start, stop)`, clamped to its end as Python slices are.
+fn clamp_range(py: Python<'_>, cache: &StreamCache, start: u64, stop: u64) -> PyResult<(u64, u64)> {
+    let available = wait_until(py, cache, stop)?;
+    let stop = stop.min(available);
+    Ok((start.min(stop), stop))
+}
+
+/// An http(s) URL as a source.
+//
+// TODO(http): the URL source. Once streamcache's `http` feature exists on main (Rust
+// `Builder::spawn_url`), enable it in python/Cargo.toml
+// (`streamcache = { path = "..", features = ["http"] }`) and make this
+// `py.detach(|| builder.spawn_url(url)).map_err(io_error_at_spawn)`, then remove the skip of
+// `test_url_source` in python/tests/test_sources.py.
+fn spawn_url(_py: Python<'_>, _builder: Builder, url: &str) -> PyResult<StreamCache> {
+    Err(PyNotImplementedError::new_err(format!(
+        "URL sources need streamcache's Rust `http` feature, which this build does not have \
+         yet: {url:?} (pass a file object or the chunks of a response instead)"
+    )))
+}
+
+/// An error from `Builder::spawn*` (a bad option, a `temp_dir` that does not work).
+fn spawn_error(py: Python<'_>, e: std::io::Error) -> PyErr {
+    errors::to_py_at(py, 0, e)
+}
+
+/// One byte stream, read once by a background thread; any number of threads read any part of
+/// it as soon as it has arrived.
+///
+/// `StreamCache(source, *, memory_limit=8 << 20, expected_len=None, max_len=None,
+/// temp_dir=None, chunk_size=None)`; `source` is an http(s) URL, a binary file object
+/// (`readinto` or `read`), a bytes-like object, or an iterable of bytes-like chunks.
+#[pyclass(
+    frozen,
+    subclass,
+    module = "streamcache._streamcache",
+    name = "StreamCache"
+)]
+struct PyStreamCache {
+    inner: StreamCache,
+}
+
+#[pymethods]
+impl PyStreamCache {
+    #[new]
+    #[pyo3(
+        signature = (source, *, memory_limit=None, expected_len=None, max_len=None, temp_dir=None, chunk_size=None),
+        text_signature = "(source, *, memory_limit=8388608, expected_len=None, max_len=None, temp_dir=None, chunk_size=None)"
+    )]
+    fn new(
+        py: Python<'_>,
+        source: &Bound<'_, PyAny>,
+        memory_limit: Option<&Bound<'_, PyAny>>,
+        expected_len: Option<&Bound<'_, PyAny>>,
+        max_len: Option<&Bound<'_, PyAny>>,
+        temp_dir: Option<PathBuf>,
+        chunk_size: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyStreamCache> {
+        let mut builder = StreamCache::builder().thread_name("streamcache-filler");
+        if let Some(n) = option(memory_limit, "memory_limit")? {
+            let n =
+                usize::try_from(n).map_err(|_| PyValueError::new_err("memory_limit too large"))?;
+            builder = builder.memory_limit(n);
+        }
+        if let Some(n) = option(expected_len, "expected_len")? {
+            builder = builder.expected_len(n);
+        }
+        if let Some(n) = option(max_len, "max_len")? {
+            builder = builder.max_len(n);
+        }
+        let chunk = match option(chunk_size, "chunk_size")? {
+            Some(0) => return Err(PyValueError::new_err("chunk_size must be > 0")),
+            Some(n) => {
+                let n = usize::try_from(n)
+                    .map_err(|_| PyValueError::new_err("chunk_size too large"))?;
+                builder = builder.chunk_size(n);
+                n
+            }
+            None => 64 << 10,
+        };
+        if let Some(dir) = temp_dir {
+            builder = builder.temp_dir(dir);
+        }
+
+        let inner = if let Ok(text) = source.cast::<PyString>() {
+            let url = text.to_cow()?;
+            let lower = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
+            if lower.starts_with("http://") || lower.starts_with("https://") {
+                spawn_url(py, builder, &url)?
+            } else {
+                return Err(PyTypeError::new_err(
+                    "a str source must be an http(s) URL; open a file and pass the file object",
+                ));
+            }
+        } else if let Ok(chunk) = source::Chunk::from_py(source) {
+            // Bytes-like: the filler reads it with no GIL (a `bytes` object by reference).
+            py.detach(|| builder.spawn(std::io::Cursor::new(chunk)))
+                .map_err(|e| spawn_error(py, e))?
+        } else {
+            let is_file = source.hasattr("readinto")? || source.hasattr("read")?;
+            if !is_file && source.try_iter().is_err() {
+                return Err(PyTypeError::new_err(format!(
+                    "a StreamCache source is an http(s) URL, a binary file object, a bytes-like \
+                     object or an iterable of bytes-like chunks, not '{}'",
+                    source.get_type().name()?
+                )));
+            }
+            let (sink, chunks) = source::channel();
+            let inner = py
+                .detach(|| builder.spawn_chunks(chunks))
+                .map_err(|e| spawn_error(py, e))?;
+            py.import("streamcache._source")?.getattr("start")?.call1((
+                source,
+                Py::new(py, sink)?,
+                chunk,
+                is_file,
+            ))?;
+            inner
+        };
+        Ok(PyStreamCache { inner })
+    }
+
+    /// `size` bytes from `offset` (fewer only at the end of the stream); waits for them.
+    /// Raises `SourceError` when the range needs a byte past a failure of the source.
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        offset: &Bound<'py, PyAny>,
+        size: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let offset = non_negative(offset, "offset")?;
+        let size = non_negative(size, "size")?;
+        let (start, stop) = clamp_range(py, &self.inner, offset, end_of(offset, size)?)?;
+        copy_out(py, &self.inner, start, (stop - start) as usize)
+    }
+
+    /// At most `size` bytes from `offset`, waiting only for the first (a raw `read`): `b""`
+    /// only at or past the end of the stream.
+    fn _read_some<'py>(
+        &self,
+        py: Python<'py>,
+        offset: &Bound<'py, PyAny>,
+        size: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let offset = non_negative(offset, "offset")?;
+        let size = non_negative(size, "size")?;
+        if size == 0 {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let available = wait_until(py, &self.inner, end_of(offset, 1)?)?;
+        let len = available.saturating_sub(offset).min(size);
+        copy_out(py, &self.inner, offset, len as usize)
+    }
+
+    /// Copies bytes from `offset` into `buffer` (any writable, C-contiguous buffer: its raw
+    /// bytes are filled) and returns how many: waits for at least one, 0 only at the end.
+    fn read_at(
+        &self,
+        py: Python<'_>,
+        offset: &Bound<'_, PyAny>,
+        buffer: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
+        let offset = non_negative(offset, "offset")?;
+        let mut buffer = buffer::WritableBuffer::get(buffer)?;
+        let len = buffer.as_mut_slice().len() as u64;
+        if len == 0 {
+            return Ok(0);
+        }
+        end_of(offset, len)?;
+        wait_until(py, &self.inner, end_of(offset, 1)?)?;
+        let cache = &self.inner;
+        py.detach(|| cache.read_at(offset, buffer.as_mut_slice()))
+            .map_err(|e| errors::to_py(py, cache, e))
+    }
+
+    /// `cache[a:b]`: a read-only `memoryview` of the bytes themselves (no copy), waiting for
+    /// them; clamped to the end of the stream like any slice. It keeps the storage alive after
+    /// every other handle is gone. `cache[i]` is the byte at `i`, as an `int`.
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let cache = &self.inner;
+        if let Ok(slice) = key.cast::<PySlice>() {
+            let step = slice.getattr("step")?;
+            if !step.is_none() && step.extract::<i64>().ok() != Some(1) {
+                return Err(PyValueError::new_err("a StreamCache slice has no step"));
+            }
+            let start = option(Some(&slice.getattr("start")?), "slice start")?.unwrap_or(0);
+            let stop = option(Some(&slice.getattr("stop")?), "slice stop")?.unwrap_or(u64::MAX);
+            let (start, stop) = clamp_range(py, cache, start, stop)?;
+            let bytes = cache
+                .bytes(start..stop)
+                .map_err(|e| errors::to_py(py, cache, e))?;
+            return buffer::stored_bytes_view(py, bytes);
+        }
+        if key.is_instance_of::<PyTuple>() {
+            return Err(PyTypeError::new_err(
+                "StreamCache indices are integers or slices",
+            ));
+        }
+        let index = non_negative(key, "index")?;
+        let available = wait_until(py, cache, end_of(index, 1)?)?;
+        if available <= index {
+            return Err(PyIndexError::new_err(
+                "StreamCache index past the end of the stream",
+            ));
+        }
+        let mut byte = [0u8];
+        cache
+            .read_exact_at(index, &mut byte)
+            .map_err(|e| errors::to_py(py, cache, e))?;
+        Ok(byte[0].into_pyobject(py)?.into_any())
+    }
+
+    /// Waits until `offset` bytes are available or the stream ended; returns how many are
+    /// available, or `None` when `timeout` (seconds) passed first. Raises `SourceError` if the
+    /// source failed before `offset`.
+    #[pyo3(signature = (offset, timeout=None))]
+    fn wait_for(
+        &self,
+        py: Python<'_>,
+        offset: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<u64>> {
+        let offset = non_negative(offset, "offset")?;
+        let timeout = match timeout {
+            None => None,
+            Some(t) if t.is_nan() || t < 0.0 => {
+                return Err(PyValueError::new_err("timeout must be >= 0"))
+            }
+            Some(t) => Some(Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX)),
+        };
+        wait(py, &self.inner, offset, timeout)
+    }
+
+    /// Waits for the end of the stream and returns its length (`SourceError` if it failed).
+    fn wait_complete(&self, py: Python<'_>) -> PyResult<u64> {
+        wait_until(py, &self.inner, u64::MAX)
+    }
+
+    /// Bytes readable now, from 0 (never waits).
+    #[getter]
+    fn available(&self) -> u64 {
+        self.inner.available()
+    }
+
+    /// The stream's length once it ended, else `None`.
+    #[getter]
+    fn len(&self) -> Option<u64> {
+        self.inner.len()
+    }
+
+    /// The `expected_len` hint, if one was given.
+    #[getter]
+    fn expected_len(&self) -> Option<u64> {
+        self.inner.expected_len()
+    }
+
+    /// Whether the source ended (all of the stream is readable).
+    #[getter]
+    fn is_complete(&self) -> bool {
+        self.inner.is_complete()
+    }
+
+    /// The ranges readable now, as a sorted list of `(start, end)` tuples (never waits).
+    fn present<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        // TODO(present): `self.inner.present()` once `StreamCache::present` is on main; until
+        // then the only range is the contiguous prefix.
+        let available = self.inner.available();
+        let ranges: Vec<(u64, u64)> = if available > 0 {
+            vec![(0, available)]
+        } else {
+            vec![]
+        };
+        PyList::new(py, ranges)
+    }
+
+    fn __repr__(&self) -> String {
+        match self.inner.status() {
+            Status::Filling { available } => format!("<StreamCache filling, {available} bytes>"),
+            Status::Complete { len } => format!("<StreamCache complete, {len} bytes>"),
+            Status::Failed { available, error } => {
+                format!("<StreamCache failed ({error}) after {available} bytes>")
+            }
+        }
+    }
+}
+
+/// The extension module.
+#[pymodule]
+fn _streamcache(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyStreamCache>()?;
+    m.add_class::<source::Sink>()?;
+    m.add("SourceError", m.py().get_type::<errors::SourceError>())?;
+    Ok(())
+}

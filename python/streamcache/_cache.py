@@ -1,0 +1,34 @@
+"""``StreamCache``: the Rust class, plus ``reader()``."""
+
+from ._reader import Reader
+from ._streamcache import StreamCache as _Core
+
+
+class StreamCache(_Core):
+    """One byte stream, read once by a background thread; any number of threads read any part
+    of it as soon as it has arrived.
+
+    ``StreamCache(source, *, memory_limit=8 << 20, expected_len=None, max_len=None,
+    temp_dir=None, chunk_size=None)``
+
+    ``source`` is an http(s) URL, a binary file object (``readinto`` is preferred over
+    ``read``), a bytes-like object, or an iterable of bytes-like chunks (a generator,
+    ``requests``' ``iter_content()``). Up to ``memory_limit`` bytes stay in memory, the rest
+    goes to an unnamed temporary file in ``temp_dir``. ``expected_len`` is a size hint,
+    ``max_len`` a cap (past it, reads fail with ``ENOSPC``), ``chunk_size`` the largest single
+    read from the source.
+
+    Reading: ``reader(offset=0)`` (an ``io.RawIOBase``), ``read(offset, size)`` (``bytes``),
+    ``cache[a:b]`` (a read-only ``memoryview`` of the stored bytes, no copy),
+    ``read_at(offset, buffer)`` (into any writable buffer). Waiting: ``wait_for(offset,
+    timeout=None)``, ``wait_complete()``. State: ``available``, ``len``, ``expected_len``,
+    ``is_complete``, ``present()``.
+    """
+
+    __slots__ = ()
+
+    def reader(self, offset=0):
+        """A new cursor over the stream at ``offset``: an ``io.RawIOBase`` (``read``,
+        ``readinto``, ``readall``, ``seek``, ``tell``, ...), for anything that takes a binary
+        file."""
+        return Reader(self, offset)

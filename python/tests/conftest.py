@@ -1,0 +1,117 @@
+"""Shared helpers: byte patterns, gated and slow sources, a local HTTP server."""
+
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+
+def pattern(n, seed=0):
+    """`n` bytes that differ from any shifted copy of themselves (a wrong offset shows)."""
+    block = bytes((i * 131 + seed * 7 + (i >> 8)) & 0xFF for i in range(65536 + 256))
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += block[(i * 17) % 256 : (i * 17) % 256 + 65536]
+        i += 1
+    return bytes(out[:n])
+
+
+def chunked(data, size):
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def gated(data, split, gate, chunk=16 << 10, timeout=20):
+    """Yields `data[:split]`, then waits for `gate` (an Event) before the rest."""
+    for i in range(0, split, chunk):
+        yield data[i : min(i + chunk, split)]
+    gate.wait(timeout)
+    for i in range(split, len(data), chunk):
+        yield data[i : i + chunk]
+
+
+def slow(data, chunk=16 << 10, pause=0.002):
+    for i in range(0, len(data), chunk):
+        time.sleep(pause)
+        yield data[i : i + chunk]
+
+
+def run_python(code, timeout=30):
+    """Runs `code` in a fresh interpreter; returns (CompletedProcess, seconds)."""
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return proc, time.monotonic() - start
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    files = {}
+
+    def do_GET(self):
+        name = self.path.split("?")[0].lstrip("/")
+        data = self.files.get(name)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        slow = "slow" in self.path
+        try:
+            for i in range(0, len(data), 64 << 10):
+                if slow:
+                    time.sleep(0.005)
+                self.wfile.write(data[i : i + (64 << 10)])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def http_server():
+    """A local server: put bytes in `server.files[name]`, fetch `server.url(name)`."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.files = _Handler.files
+    server.url = lambda name: f"http://127.0.0.1:{server.server_address[1]}/{name}"
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A 4 MiB tmpfs (root only): the full-disk tests need a disk that fills."""
+    if os.name != "posix" or os.geteuid() != 0:
+        reason = "needs root to mount a 4 MiB tmpfs (mount -t tmpfs -o size=4m tmpfs DIR)"
+        if os.environ.get("STREAMCACHE_REQUIRE_TMPFS"):
+            pytest.fail(reason + ", and STREAMCACHE_REQUIRE_TMPFS is set")
+        pytest.skip(reason)
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        reason = f"cannot mount a tmpfs: {proc.stderr.strip()}"
+        if os.environ.get("STREAMCACHE_REQUIRE_TMPFS"):
+            pytest.fail(reason + ", and STREAMCACHE_REQUIRE_TMPFS is set")
+        pytest.skip(reason)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
