@@ -16,7 +16,7 @@ mod buffer;
 mod errors;
 mod source;
 
-use pyo3::exceptions::{PyIndexError, PyNotImplementedError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PySlice, PyString, PyTuple};
@@ -145,18 +145,11 @@ fn clamp_range(py: Python<'_>, cache: &StreamCache, start: u64, stop: u64) -> Py
     Ok((start.min(stop), stop))
 }
 
-/// An http(s) URL as a source.
-//
-// TODO(http): the URL source. Once streamcache's `http` feature exists on main (Rust
-// `Builder::spawn_url`), enable it in python/Cargo.toml
-// (`streamcache = { path = "..", features = ["http"] }`) and make this
-// `py.detach(|| builder.spawn_url(url)).map_err(io_error_at_spawn)`, then remove the skip of
-// `test_url_source` in python/tests/test_sources.py.
-fn spawn_url(_py: Python<'_>, _builder: Builder, url: &str) -> PyResult<StreamCache> {
-    Err(PyNotImplementedError::new_err(format!(
-        "URL sources need streamcache's Rust `http` feature, which this build does not have \
-         yet: {url:?} (pass a file object or the chunks of a response instead)"
-    )))
+/// An http(s) URL as a source: fetched in Rust, without the GIL (a ranged source when the
+/// server honours `Range`: random access on demand).
+fn spawn_url(py: Python<'_>, builder: Builder, url: &str) -> PyResult<StreamCache> {
+    py.detach(|| builder.spawn_url(url))
+        .map_err(|e| spawn_error(py, e))
 }
 
 /// An error from `Builder::spawn*` (a bad option, a `temp_dir` that does not work).
@@ -406,14 +399,12 @@ impl PyStreamCache {
 
     /// The ranges readable now, as a sorted list of `(start, end)` tuples (never waits).
     fn present<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        // TODO(present): `self.inner.present()` once `StreamCache::present` is on main; until
-        // then the only range is the contiguous prefix.
-        let available = self.inner.available();
-        let ranges: Vec<(u64, u64)> = if available > 0 {
-            vec![(0, available)]
-        } else {
-            vec![]
-        };
+        let ranges: Vec<(u64, u64)> = self
+            .inner
+            .present()
+            .into_iter()
+            .map(|range| (range.start, range.end))
+            .collect();
         PyList::new(py, ranges)
     }
 

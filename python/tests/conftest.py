@@ -54,6 +54,7 @@ def run_python(code, timeout=30):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     files = {}
+    ranges = []
 
     def do_GET(self):
         name = self.path.split("?")[0].lstrip("/")
@@ -61,16 +62,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if data is None:
             self.send_error(404)
             return
-        self.send_response(200)
+        # `Range: bytes=a-b` or `bytes=a-` on paths with "ranged" in them, as a static file
+        # server does; a plain 200 elsewhere (as a server that ignores Range).
+        start, end = 0, len(data)
+        wanted = self.headers.get("Range", "")
+        if "ranged" in self.path and wanted.startswith("bytes="):
+            first, _, last = wanted[len("bytes="):].partition("-")
+            start, end = int(first), (int(last) + 1 if last else len(data))
+            self.ranges.append((start, end))
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+            self.send_header("ETag", '"v1"')
+        else:
+            self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(end - start))
         self.end_headers()
         slow = "slow" in self.path
         try:
-            for i in range(0, len(data), 64 << 10):
+            for i in range(start, end, 64 << 10):
                 if slow:
                     time.sleep(0.005)
-                self.wfile.write(data[i : i + (64 << 10)])
+                self.wfile.write(data[i : min(end, i + (64 << 10))])
         except (BrokenPipeError, ConnectionResetError):
             pass
 
@@ -86,6 +99,7 @@ def http_server():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server.files = _Handler.files
+    server.ranges = _Handler.ranges
     server.url = lambda name: f"http://127.0.0.1:{server.server_address[1]}/{name}"
     yield server
     server.shutdown()

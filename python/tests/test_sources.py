@@ -124,19 +124,31 @@ def test_wrong_source_type(source):
         streamcache.StreamCache(source)
 
 
-def test_url_without_http_feature_is_not_implemented():
-    # TODO(http): remove once the URL source is wired (see `spawn_url` in python/src/lib.rs).
-    with pytest.raises(NotImplementedError, match="http"):
-        streamcache.StreamCache("http://127.0.0.1:9/x")
-
-
-@pytest.mark.skip(reason="needs the http feature")
 def test_url_source(http_server):
-    # Fetched in Rust (random access on demand, no GIL): the tail first, then all of it.
+    # Fetched in Rust: a plain download from a server that ignores Range.
     http_server.files["url.bin"] = DATA
     cache = streamcache.StreamCache(http_server.url("url.bin"))
     assert cache.read(len(DATA) - 10, 10) == DATA[-10:]
     assert cache.wait_complete() == len(DATA)
     assert bytes(cache[:]) == DATA
+
+
+def test_url_source_fetches_the_end_at_once(http_server):
+    # A server that honours Range, sending slowly: the tail is fetched with its own request,
+    # long before the in-order download gets there.
+    data = pattern(16 << 20, seed=7)
+    http_server.files["ranged-slow.bin"] = data
+    del http_server.ranges[:]
+    cache = streamcache.StreamCache(http_server.url("ranged-slow.bin"))
+    assert cache.expected_len == len(data)
+    assert cache.read(len(data) - 10, 10) == data[-10:]
+    assert any(start > 0 for start, _ in http_server.ranges), http_server.ranges
+    assert len(cache.present()) >= 1
+    assert cache.wait_complete() == len(data)
+    assert cache.present() == [(0, len(data))]
+    assert bytes(cache[:]) == data
+
+
+def test_url_not_found_is_an_os_error(http_server):
     with pytest.raises(FileNotFoundError):
-        streamcache.StreamCache(http_server.url("missing")).wait_complete()
+        streamcache.StreamCache(http_server.url("missing.bin?token=secret"))
