@@ -497,6 +497,54 @@ impl StreamCache {
         self.shared().mark.wait_until(offset, deadline)
     }
 
+    /// Waits until every byte of `range` has arrived, or the stream has ended, or `timeout`
+    /// has passed. On a ranged source ([`Builder::spawn_ranged`]) a range far ahead of the
+    /// fill is fetched at once, as for [`slice`](Self::slice).
+    ///
+    /// Returns `Ok(Some(end))`, where `end` is the end of the run of arrived bytes that starts
+    /// at the range's start: at or past the range's end, or the stream's length if the stream
+    /// ends before (at or below the start for a range past the end); `Ok(None)` on timeout. A
+    /// range with no end waits for the end of the stream.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an inverted or overflowing range; the source's error if the stream
+    /// failed with a byte of the range missing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamcache::StreamCache;
+    ///
+    /// let cache = StreamCache::new(&b"hello world"[..])?;
+    /// assert_eq!(cache.wait_range_timeout(6..8, Duration::from_secs(60))?, Some(11));
+    /// assert_eq!(cache.wait_range_timeout(6..20, Duration::from_secs(60))?, Some(11));
+    ///
+    /// // A source that sends two bytes, then nothing yet: the wait for byte 5 times out.
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let cache = StreamCache::builder().spawn_chunks(rx)?;
+    /// tx.send(Ok(b"ab".to_vec())).unwrap();
+    /// assert_eq!(cache.wait_range_timeout(0..1, Duration::from_secs(60))?, Some(2));
+    /// assert_eq!(cache.wait_range_timeout(4..6, Duration::from_millis(1))?, None);
+    /// # drop(tx);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn wait_range_timeout(
+        &self,
+        range: impl RangeBounds<u64>,
+        timeout: Duration,
+    ) -> io::Result<Option<u64>> {
+        let span = Span::new(&range)?;
+        let end = span
+            .end
+            .or(self.shared().mark.known_len())
+            .unwrap_or(u64::MAX);
+        // A timeout too long to represent as an `Instant` means waiting as long as it takes.
+        let deadline = Instant::now().checked_add(timeout);
+        self.shared().wait_range(span.start, end, deadline)
+    }
+
     /// Waits for the end of the stream and returns its length.
     ///
     /// # Errors

@@ -192,6 +192,10 @@ fn builder() -> Builder {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes: too slow under miri (tests/ranged_model.rs runs there)"
+)]
 fn a_read_far_ahead_is_fetched_while_the_fill_waits() {
     let source = Source::new(4 << 20).gate_fill(64 * KIB);
     let len = source.len();
@@ -228,6 +232,10 @@ fn a_read_far_ahead_is_fetched_while_the_fill_waits() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes: too slow under miri (tests/ranged_model.rs runs there)"
+)]
 fn every_byte_is_the_sources_and_few_are_fetched_twice() {
     let source = Source::new(3 << 20).gate_fill(128 * KIB);
     let len = source.len();
@@ -265,6 +273,10 @@ fn every_byte_is_the_sources_and_few_are_fetched_twice() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes: too slow under miri (tests/ranged_model.rs runs there)"
+)]
 fn the_fill_reads_through_a_short_fetched_range_and_compares_it() {
     // Spans shorter than fetch_ahead: the fill reads through them.
     let source = Source::new(1 << 20).gate_fill(64 * KIB);
@@ -298,6 +310,10 @@ fn the_fill_reads_through_a_short_fetched_range_and_compares_it() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes: too slow under miri (tests/ranged_model.rs runs there)"
+)]
 fn the_fill_reopens_past_a_long_fetched_range() {
     let source = Source::new(2 << 20).gate_fill(64 * KIB);
     let len = source.len();
@@ -324,6 +340,10 @@ fn the_fill_reopens_past_a_long_fetched_range() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes: too slow under miri (tests/ranged_model.rs runs there)"
+)]
 fn a_source_that_changed_fails_with_invalid_data_never_a_splice() {
     let mut source = Source::new(1 << 20).gate_fill(64 * KIB);
     let len = source.len();
@@ -363,6 +383,10 @@ fn a_source_that_changed_fails_with_invalid_data_never_a_splice() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes: too slow under miri (tests/ranged_model.rs runs there)"
+)]
 fn a_fetch_that_breaks_is_resumed() {
     let mut source = Source::new(2 << 20).gate_fill(64 * KIB);
     source.break_fetches = true;
@@ -389,6 +413,10 @@ fn a_fetch_that_breaks_is_resumed() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes: too slow under miri (tests/ranged_model.rs runs there)"
+)]
 fn a_fetch_error_reaches_exactly_the_reads_of_missing_bytes() {
     let mut source = Source::new(1 << 20).gate_fill(64 * KIB);
     source.fail_fetches = Some(ErrorKind::PermissionDenied);
@@ -421,6 +449,10 @@ fn a_fetch_error_reaches_exactly_the_reads_of_missing_bytes() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes: too slow under miri (tests/ranged_model.rs runs there)"
+)]
 fn at_most_max_fetches_run_at_once() {
     let source = Source::new(8 << 20).gate_fill(64 * KIB).gate_fetches();
     let len = source.len();
@@ -451,6 +483,10 @@ fn at_most_max_fetches_run_at_once() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes: too slow under miri (tests/ranged_model.rs runs there)"
+)]
 fn seek_from_the_end_does_not_wait_for_the_end() {
     let source = Source::new(1 << 20).gate_fill(64 * KIB);
     let len = source.len();
@@ -551,6 +587,10 @@ fn bad_arguments_are_refused_by_spawn() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes: too slow under miri (tests/ranged_model.rs runs there)"
+)]
 fn a_source_that_ends_early_is_a_break_and_more_is_never_read() {
     // Every open delivers at most 100 KiB, then ends: the fill resumes where it broke.
     let data = Arc::new(pattern(1 << 20));
@@ -578,6 +618,10 @@ fn a_source_that_ends_early_is_a_break_and_more_is_never_read() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes: too slow under miri (tests/ranged_model.rs runs there)"
+)]
 fn async_reads_fetch_far_ahead_too() {
     let source = Source::new(2 << 20).gate_fill(64 * KIB);
     let len = source.len();

@@ -68,19 +68,22 @@ fn end_of(offset: u64, len: u64) -> PyResult<u64> {
         .ok_or_else(|| PyValueError::new_err("offset + size does not fit in 64 bits"))
 }
 
-/// Waits until `available >= target` or the end of the stream, as
-/// [`StreamCache::wait_for_timeout`]: `Some(available)`, or `None` once `timeout` (`None`: no
-/// limit) has passed. Without the GIL, in slices, raising whatever a signal handler raises
-/// (`KeyboardInterrupt`) between them.
+/// Waits until all of `[start, target)` has arrived or the stream has ended, as
+/// [`StreamCache::wait_range_timeout`] (a range far ahead of a ranged source is fetched at
+/// once): `Some(end)`, the end of the run of arrived bytes from `start`, or `None` once
+/// `timeout` (`None`: no limit) has passed. Without the GIL, in slices, raising whatever a
+/// signal handler raises (`KeyboardInterrupt`) between them. From `start` 0, `end` is what
+/// `available` was when the wait ended.
 fn wait(
     py: Python<'_>,
     cache: &StreamCache,
+    start: u64,
     target: u64,
     timeout: Option<Duration>,
 ) -> PyResult<Option<u64>> {
     // Already there (or over): no GIL round trip.
-    match cache.wait_for_timeout(target, Duration::ZERO) {
-        Ok(Some(available)) => return Ok(Some(available)),
+    match cache.wait_range_timeout(start..target, Duration::ZERO) {
+        Ok(Some(end)) => return Ok(Some(end)),
         Ok(None) => {}
         Err(e) => return Err(errors::to_py(py, cache, e)),
     }
@@ -96,8 +99,8 @@ fn wait(
                 left.min(WAIT_SLICE)
             }
         };
-        match py.detach(|| cache.wait_for_timeout(target, slice)) {
-            Ok(Some(available)) => return Ok(Some(available)),
+        match py.detach(|| cache.wait_range_timeout(start..target, slice)) {
+            Ok(Some(end)) => return Ok(Some(end)),
             Ok(None) => py.check_signals()?,
             Err(e) => return Err(errors::to_py(py, cache, e)),
         }
@@ -105,8 +108,8 @@ fn wait(
 }
 
 /// [`wait`] without a time limit.
-fn wait_until(py: Python<'_>, cache: &StreamCache, target: u64) -> PyResult<u64> {
-    Ok(wait(py, cache, target, None)?.unwrap_or(target))
+fn wait_until(py: Python<'_>, cache: &StreamCache, start: u64, target: u64) -> PyResult<u64> {
+    Ok(wait(py, cache, start, target, None)?.unwrap_or(target))
 }
 
 /// A new `bytes` of `len` bytes of `cache` from `offset`, all of them available: copied with
@@ -140,8 +143,8 @@ fn copy_out<'py>(
 
 /// The stream's bytes `[start, stop)`, clamped to its end as Python slices are.
 fn clamp_range(py: Python<'_>, cache: &StreamCache, start: u64, stop: u64) -> PyResult<(u64, u64)> {
-    let available = wait_until(py, cache, stop)?;
-    let stop = stop.min(available);
+    let run_end = wait_until(py, cache, start.min(stop), stop)?;
+    let stop = stop.min(run_end.max(start.min(stop)));
     Ok((start.min(stop), stop))
 }
 
@@ -280,8 +283,8 @@ impl PyStreamCache {
         if size == 0 {
             return Ok(PyBytes::new(py, b""));
         }
-        let available = wait_until(py, &self.inner, end_of(offset, 1)?)?;
-        let len = available.saturating_sub(offset).min(size);
+        let run_end = wait_until(py, &self.inner, offset, end_of(offset, 1)?)?;
+        let len = run_end.saturating_sub(offset).min(size);
         copy_out(py, &self.inner, offset, len as usize)
     }
 
@@ -300,7 +303,7 @@ impl PyStreamCache {
             return Ok(0);
         }
         end_of(offset, len)?;
-        wait_until(py, &self.inner, end_of(offset, 1)?)?;
+        wait_until(py, &self.inner, offset, end_of(offset, 1)?)?;
         let cache = &self.inner;
         py.detach(|| cache.read_at(offset, buffer.as_mut_slice()))
             .map_err(|e| errors::to_py(py, cache, e))
@@ -334,8 +337,8 @@ impl PyStreamCache {
             ));
         }
         let index = non_negative(key, "index")?;
-        let available = wait_until(py, cache, end_of(index, 1)?)?;
-        if available <= index {
+        let run_end = wait_until(py, cache, index, end_of(index, 1)?)?;
+        if run_end <= index {
             return Err(PyIndexError::new_err(
                 "StreamCache index past the end of the stream",
             ));
@@ -365,12 +368,12 @@ impl PyStreamCache {
             }
             Some(t) => Some(Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX)),
         };
-        wait(py, &self.inner, offset, timeout)
+        wait(py, &self.inner, 0, offset, timeout)
     }
 
     /// Waits for the end of the stream and returns its length (`SourceError` if it failed).
     fn wait_complete(&self, py: Python<'_>) -> PyResult<u64> {
-        wait_until(py, &self.inner, u64::MAX)
+        wait_until(py, &self.inner, 0, u64::MAX)
     }
 
     /// Bytes readable now, from 0 (never waits).
