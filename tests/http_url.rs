@@ -8,7 +8,7 @@
 mod common;
 
 use common::http_server::{resource, Answer, Request, Send, Server};
-use common::{finishes, outcome, pattern, wait_for, HANG_GUARD};
+use common::{eventually, finishes, outcome, pattern, wait_for, HANG_GUARD};
 use std::io::{self, ErrorKind, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -581,4 +581,51 @@ fn stalls_on_resumed_requests_are_retried_until_retries_run_out() {
     assert_intact(cache.slice(..CUT as u64).unwrap(), "before the stalls");
     // The break and the first stall are the two retries: three requests in all.
     assert_eq!(ranges(&server).len(), 3);
+}
+
+#[test]
+fn dropping_every_handle_closes_every_connection_and_ends_every_thread() {
+    let body: Arc<[u8]> = pattern(LEN).into();
+    // The first answer stalls after 64 KiB, every resume at once (no progress, ever), until
+    // the client hangs up; the tail is sent whole.
+    let server = Server::start(move |r| {
+        let send = match r.range() {
+            Some((0, _)) => Send::Stall(64 << 10),
+            Some((a, _)) if a < (LEN - (256 << 10)) as u64 => Send::Stall(0),
+            _ => Send::Whole,
+        };
+        resource(r, &body, Some(ETAG), None).send(send)
+    });
+    let threads = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter(|t| {
+                let comm = t.as_ref().unwrap().path().join("comm");
+                std::fs::read_to_string(comm).is_ok_and(|c| c.starts_with("sc-url-drop"))
+            })
+            .count()
+    };
+    // Reads time out quickly, so that the filler, blocked in a stalled read, sees the drop.
+    // Retried without end but for the drop: only cancellation ends the filler.
+    let builder = builder()
+        .fetch_ahead(128 << 10)
+        .retries(u32::MAX)
+        .http_agent(agent(Duration::from_millis(100)))
+        .thread_name("sc-url-drop");
+    let cache = spawn(builder, server.url("/data")).expect("spawn_url");
+    let tail = cache
+        .slice(LEN as u64 - 100..LEN as u64)
+        .expect("the tail, fetched");
+    assert_eq!(tail, &pattern(LEN)[LEN - 100..]);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.range().is_some_and(|(a, _)| a > 0)),
+        "the tail came from a fetch"
+    );
+    assert!(threads() >= 1);
+    drop(cache);
+    eventually("every thread of the cache ended", || threads() == 0);
+    eventually("every connection closed", || server.live_connections() == 0);
 }

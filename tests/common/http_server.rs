@@ -6,7 +6,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -60,7 +60,8 @@ pub enum Send {
     /// The first `n` bytes, then the connection is closed (the body ends before its
     /// Content-Length).
     Cut(usize),
-    /// The first `n` bytes, then nothing until the client hangs up.
+    /// The first `n` bytes (or the whole body if shorter), then nothing until the client
+    /// hangs up.
     Stall(usize),
     /// The first `n` bytes, throttled (pieces of 64 KiB, 2 ms apart), then the rest at once
     /// when the test opens the server's gate.
@@ -168,6 +169,8 @@ pub struct Server {
     log: Arc<Mutex<Vec<Request>>>,
     gate: Mutex<Option<mpsc::Sender<()>>>,
     stop: Arc<AtomicBool>,
+    /// Connections being served now.
+    live: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -179,11 +182,12 @@ impl Server {
         let addr = listener.local_addr().expect("an address").to_string();
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(AtomicUsize::new(0));
         let (gate_tx, gate_rx) = mpsc::channel::<()>();
         let gate_rx = Arc::new(Mutex::new(gate_rx));
         let handler: Arc<Handler> = Arc::new(handler);
         {
-            let (log, stop) = (Arc::clone(&log), Arc::clone(&stop));
+            let (log, stop, live) = (Arc::clone(&log), Arc::clone(&stop), Arc::clone(&live));
             thread::spawn(move || {
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -192,10 +196,13 @@ impl Server {
                     let Ok(conn) = conn else { continue };
                     let (log, handler, gate) =
                         (Arc::clone(&log), Arc::clone(&handler), Arc::clone(&gate_rx));
+                    let live = Arc::clone(&live);
+                    live.fetch_add(1, Ordering::SeqCst);
                     thread::spawn(move || {
                         if let Err(e) = serve(conn, &log, &*handler, &gate) {
                             eprintln!("server: {e}");
                         }
+                        live.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
             });
@@ -205,6 +212,7 @@ impl Server {
             log,
             gate: Mutex::new(Some(gate_tx)),
             stop,
+            live,
         }
     }
 
@@ -216,6 +224,11 @@ impl Server {
     /// Every request so far.
     pub fn requests(&self) -> Vec<Request> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// How many connections are being served now (a client that hangs up ends its own).
+    pub fn live_connections(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
     }
 
     /// Lets every [`Send::Gated`] body (now and later) send the rest.
@@ -294,7 +307,7 @@ fn serve(
         }
         Send::Cut(n) => out.write_all(&body[..n])?,
         Send::Stall(n) => {
-            out.write_all(&body[..n])?;
+            out.write_all(&body[..n.min(body.len())])?;
             // Until the client hangs up (or the read timeout above).
             let _ = head.read_to_end(&mut Vec::new());
         }
