@@ -939,7 +939,12 @@ fn a_ranged_source_longer_than_the_disk_is_storage_full_at_spawn() {
         .spawn_ranged(8 * MIB, open)
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::StorageFull, "{error}");
-    assert!(error.to_string().contains(&mount.path().display().to_string()), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains(&mount.path().display().to_string()),
+        "{error}"
+    );
     // What fits is reserved whole at spawn, and then cannot run out.
     let cache = StreamCache::builder()
         .memory_limit(0)
