@@ -523,7 +523,7 @@ pub fn ranged_cache(fill: Fill, setup: &Setup, memory: bool) -> io::Result<Strea
         .temp_dir(&setup.temp_dir);
     match fill {
         Fill::Ranged => builder.spawn_ranged(len, move |range: Range<u64>| {
-            Ok(generator_from(range.end, range.start)?)
+            generator_from(range.end, range.start)
         }),
         Fill::Resumable => builder
             .expected_len(len)

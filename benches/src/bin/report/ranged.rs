@@ -30,7 +30,7 @@ pub(crate) fn ranged(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Res
     no_seek(opts, setup, report)
 }
 
-/// 1. The zip over HTTP.
+/// The zip over HTTP (row 1).
 fn zip_over_http(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<()> {
     println!("(r) ranged: a zip over HTTP ...");
     let t = Instant::now();
@@ -202,7 +202,7 @@ fn class_name(memory: bool) -> &'static str {
     }
 }
 
-/// 2. No seek: `spawn_ranged` against `spawn_resumable`, one reader, the best of several
+/// No seek (row 2): `spawn_ranged` against `spawn_resumable`, one reader, the best of several
 /// interleaved runs of each.
 fn no_seek(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<()> {
     println!("(r) ranged: no seek, spawn_ranged vs spawn_resumable ...");
