@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     for i in 0..archive.len() {
         let entry = archive.by_index_raw(i)?;
-        eprintln!("  {:>12}  {}", entry.size(), entry.name());
+        eprintln!("  {:>12}  {}", entry.size(), entry.name()?);
     }
 
     if let Some(last) = archive.len().checked_sub(1) {
@@ -77,7 +77,7 @@ fn digest_entry<R: io::Read + io::Seek>(
     i: usize,
 ) -> io::Result<(String, u64, Vec<u8>)> {
     let mut entry = archive.by_index(i)?;
-    let name = entry.name().to_owned();
+    let name = entry.name()?.into_owned();
     let mut hasher = Sha256::new();
     let mut buf = vec![0; 1 << 16];
     let mut size = 0;

@@ -34,6 +34,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     settings: Settings,
+    /// What `spawn_url` sends (feature `http`; its methods are in `http.rs`).
+    #[cfg(feature = "http")]
+    pub(crate) http: crate::http::HttpSettings,
 }
 
 impl Builder {

@@ -91,7 +91,7 @@
 //! [`Builder::spawn_resumable`], which calls your `open(offset)` again after a transient error
 //! (for HTTP: a `Range: bytes=offset-` request; check for `206` and the `Content-Range`, since
 //! a server that ignores `Range` answers `200` from byte 0).
-//! Example: `cargo run --release --example http_share -- [--resume] URL [THREADS]`. Tests:
+//! Example: `cargo run --release --features http --example http_share -- [--resume] URL [THREADS]`. Tests:
 //! `tests/http.rs`, `tests/http_resume.rs`.
 //!
 //! ## Parse an archive while it is still arriving
@@ -232,6 +232,61 @@
 //! Example: `cargo run --release --example fanout` (2 GiB of generated input, 4 readers; or a
 //! file, `-` for standard input, or an `http(s)://` URL; `--readers N`, `--memory-limit 64M`).
 //!
+//! ## Download a URL, resumed where it breaks (feature `http`)
+//!
+//! With the feature `http`, `Builder::spawn_url` is the first recipe written once, with ureq
+//! (rustls): its first request asks for `Range: bytes=0-`. A server that answers with the range
+//! gives the length at once (the cache's `expected_len`), and a download that breaks goes on
+//! where it broke, with `Range` and `If-Range` (the first answer's `ETag`): a resource that
+//! changed meanwhile fails the stream with `InvalidData`, never splices other bytes in. A server
+//! that ignores `Range` is read once, as it comes. Statuses become error kinds (`404` is
+//! `NotFound`, `403` `PermissionDenied`), returned by `spawn_url` itself for the first
+//! request; no message shows the URL's query string. `http_header` adds a header to every
+//! request, `http_agent` sets the `ureq::Agent` (proxies, TLS, timeouts).
+//!
+//! ```
+//! # #[cfg(feature = "http")]
+//! # {
+//! # use std::io::{BufRead, BufReader, Write};
+//! # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! # let url = format!("http://{}/data.bin?token=secret", listener.local_addr()?);
+//! # std::thread::spawn(move || -> std::io::Result<()> {
+//! #     let (conn, _) = listener.accept()?;
+//! #     let mut head = BufReader::new(&conn);
+//! #     let mut line = String::new();
+//! #     while head.read_line(&mut line)? > 2 {
+//! #         line.clear();
+//! #     }
+//! #     (&conn).write_all(b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9999/10000\r\n")?;
+//! #     (&conn).write_all(b"Content-Length: 10000\r\nETag: \"v1\"\r\n\r\n")?;
+//! #     (&conn).write_all(&[7; 10000])
+//! # });
+//! use std::time::Duration;
+//! use streamcache::StreamCache;
+//!
+//! // `url`: any http(s) URL (here a local server's, which answers with the range).
+//! let cache = StreamCache::builder()
+//!     .http_header("Authorization", "Bearer TOKEN")
+//!     .retries(5) // breaks in a row without progress, before giving up
+//!     .retry_backoff(Duration::from_millis(500))
+//!     .spawn_url(&url)?;
+//! assert_eq!(cache.expected_len(), Some(10_000));
+//! let threads: Vec<_> = (0..4)
+//!     .map(|_| {
+//!         let cache = cache.clone();
+//!         std::thread::spawn(move || cache.slice(..).map(|all| all.len()))
+//!     })
+//!     .collect();
+//! for t in threads {
+//!     assert_eq!(t.join().unwrap()?, 10_000);
+//! }
+//! # }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Example: `cargo run --release --features http --example http_share -- URL [THREADS]` (the
+//! `http_share` example needs the feature). Tests: `tests/http_url.rs`.
+//!
 //! # How it compares
 //!
 //! | | streamcache | [streamcatcher] | [stream-download] | [`tempfile::SpooledTempFile`] | Python's [`buffer`] |
@@ -360,6 +415,8 @@ mod builder;
 mod cache;
 mod cancel;
 mod filler;
+#[cfg(feature = "http")]
+mod http;
 mod range;
 mod ranged;
 mod ranges;

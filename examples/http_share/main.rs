@@ -2,23 +2,24 @@
 //! all of it through its own `Reader`, each part as soon as it has arrived.
 //!
 //! ```text
-//! cargo run --release --example http_share -- [--resume] URL [THREADS]
-//! cargo run --release --example http_share -- https://example.com/big.iso 8
-//! cargo run --release --example http_share -- --resume https://example.com/big.iso
+//! cargo run --release --features http --example http_share -- [--resume] URL [THREADS]
+//! cargo run --release --features http --example http_share -- https://example.com/big.iso 8
 //! ```
 //!
-//! ureq's body reader goes straight into the cache (sized by the Content-Length, when there is
-//! one); each of THREADS threads (4 by default) computes the SHA-256 of the whole body from the
-//! cache's own memory. One progress bar follows the download; the digests are printed at the end,
-//! and must all agree.
+//! The URL goes to `Builder::spawn_url` (feature `http`), which asks for `Range: bytes=0-`: if
+//! the server answers with the range, a download that breaks (the connection drops, stalls for
+//! 30 s, or the body ends before its length) goes on where it broke, with a Range request that
+//! carries `If-Range`, so that a resource that changed meanwhile fails the download rather than
+//! splice in other bytes; 5 breaks in a row without a byte of progress end it with the last
+//! error. A server that ignores Range is read once, as it comes, and not resumed. Each of
+//! THREADS threads (4 by default) computes the SHA-256 of the whole body from the cache's own
+//! memory. One progress bar follows the download; the digests are printed at the end, and must
+//! all agree.
 //!
-//! Without `--resume`, a download that breaks (the connection drops, the body ends before its
-//! Content-Length) fails: every thread gets the error. With `--resume`, it goes on where it broke:
-//! the cache is filled through `Builder::spawn_resumable`, whose `open(offset)` (`resume.rs`,
-//! shared with `tests/http_resume.rs`) asks for the rest with `Range: bytes=offset-` and accepts only a `206 Partial Content` from
-//! that offset. A read that stalls for 30 s counts as a break too; 5 breaks in a row without a
-//! byte of progress end the download with the last error. A server that ignores Range (answers
-//! `200` with the whole body again) ends it with an error rather than splice in the wrong bytes.
+//! `--resume` does the same by hand instead of `spawn_url`: a plain GET whose body goes to
+//! `Builder::spawn_resumable`, whose `open(offset)` (`resume.rs`, shared with
+//! `tests/http_resume.rs`) asks for the rest with `Range: bytes=offset-` and accepts only a
+//! `206 Partial Content` from that offset: the recipe for a client other than ureq.
 
 mod resume;
 
@@ -80,18 +81,16 @@ fn run() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// One request, its body read into the cache as it is: if it breaks, so does the download.
+/// `spawn_url`: ranged and resumed if the server honours Range, read as it comes otherwise.
 fn download(url: &str) -> Result<(StreamCache, ProgressBar), Box<dyn Error>> {
-    let response = ureq::get(url).call()?;
-    let content_length = response.body().content_length();
-    let body = response.into_body().into_reader();
-    let mut builder = StreamCache::builder().thread_name("download");
-    if let Some(len) = content_length {
-        builder = builder.expected_len(len);
-    }
+    let cache = StreamCache::builder()
+        .thread_name("download")
+        .retries(5)
+        .retry_backoff(Duration::from_millis(500))
+        .spawn_url(url)?;
     let bar = ProgressBar::no_length();
-    style(&bar, content_length);
-    Ok((builder.spawn(body)?, bar))
+    style(&bar, cache.expected_len());
+    Ok((cache, bar))
 }
 
 /// `--resume`: a GET, then a Range request from where it broke, each time it breaks.

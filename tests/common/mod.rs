@@ -10,6 +10,7 @@
 
 pub mod faults;
 pub mod http;
+pub mod http_server;
 pub mod model;
 pub mod offsets;
 pub mod source;
