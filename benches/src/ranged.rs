@@ -410,45 +410,9 @@ pub fn zip_streamcache(
     Ok(finish(server, open_and_last, Some(complete)))
 }
 
-/// streamcache over a URL: `Builder::spawn_ranged` (defaults) with a hand-written ureq `open`
-/// sending `Range` and `If-Range` (stands in for `Builder::spawn_url` until it is merged).
+/// streamcache's URL source as the library builds it: `Builder::spawn_url`, defaults.
 pub fn spawn_url(url: &str) -> io::Result<StreamCache> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let head = agent.head(url).call().map_err(io::Error::other)?;
-    let header = |name: &str| {
-        head.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let len: u64 = header("content-length")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| io::Error::other("no Content-Length"))?;
-    let etag = header("etag").ok_or_else(|| io::Error::other("no ETag"))?;
-    let url = url.to_owned();
-    StreamCache::builder().spawn_ranged(len, move |range: Range<u64>| {
-        let response = agent
-            .get(&url)
-            .header("Range", &format!("bytes={}-{}", range.start, range.end - 1))
-            .header("If-Range", &etag)
-            .call()
-            .map_err(io::Error::other)?;
-        let want = format!("bytes {}-{}/{len}", range.start, range.end - 1);
-        let got = response
-            .headers()
-            .get("content-range")
-            .and_then(|v| v.to_str().ok());
-        if response.status() != 206 || got != Some(want.as_str()) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{} {got:?} for {want}", response.status()),
-            ));
-        }
-        Ok(response.into_body().into_reader())
-    })
+    StreamCache::builder().spawn_url(url)
 }
 
 /// stream-download over the served zip (its reqwest HTTP source, temp-file storage, the
