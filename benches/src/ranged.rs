@@ -15,7 +15,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use stream_download::http::reqwest;
@@ -80,6 +80,8 @@ struct Served {
     /// Body bytes written to the sockets (headers not counted).
     sent: AtomicU64,
     requests: AtomicU64,
+    /// Each request's `Range` (or `-`) and how it was answered, since the last reset.
+    log: Mutex<Vec<String>>,
     /// Connections being served.
     open: AtomicUsize,
     stop: AtomicBool,
@@ -113,6 +115,7 @@ impl HttpServer {
             rate,
             sent: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
             open: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
@@ -166,6 +169,13 @@ impl HttpServer {
     pub fn reset(&self) {
         self.served.sent.store(0, Ordering::SeqCst);
         self.served.requests.store(0, Ordering::SeqCst);
+        self.served.log.lock().unwrap().clear();
+    }
+
+    /// Each request since the last [`reset`](Self::reset): its `Range` header (`-`: none) and
+    /// the status it got.
+    pub fn log(&self) -> Vec<String> {
+        self.served.log.lock().unwrap().clone()
     }
 
     /// Waits until no connection is being served (at most `timeout`); whether none is.
@@ -243,6 +253,15 @@ fn serve(served: &Served, conn: TcpStream) -> io::Result<()> {
         }
     }
     served.requests.fetch_add(1, Ordering::SeqCst);
+    let asked = format!(
+        "{method} {}{}",
+        range.as_deref().unwrap_or("-"),
+        if if_range.is_some() {
+            " (If-Range)"
+        } else {
+            ""
+        }
+    );
     let mut conn = conn;
     let len = served.body.len() as u64;
     if method != "GET" && method != "HEAD" {
@@ -259,6 +278,16 @@ fn serve(served: &Served, conn: TcpStream) -> io::Result<()> {
         "ETag: {}\r\nAccept-Ranges: bytes\r\nContent-Type: application/zip\r\nConnection: close\r\n",
         served.etag
     );
+    let status = match &range {
+        Some(Err(())) => "416",
+        Some(Ok(_)) => "206",
+        None => "200",
+    };
+    served
+        .log
+        .lock()
+        .unwrap()
+        .push(format!("{asked}: {status}"));
     let body = match range {
         Some(Err(())) => {
             let head = format!(
@@ -321,7 +350,7 @@ fn write_paced(served: &Served, conn: &mut TcpStream, range: Range<u64>) -> io::
 // --- 1. the zip over HTTP --------------------------------------------------------------------
 
 /// One run of (r)'s zip measurement.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ZipRun {
     /// From the start of the download to `ZipArchive::new` returned and the last entry read.
     pub open_and_last: Duration,
@@ -331,6 +360,8 @@ pub struct ZipRun {
     pub sent: u64,
     /// Requests the server answered.
     pub requests: u64,
+    /// Each request's `Range` and status ([`HttpServer::log`]).
+    pub log: Vec<String>,
 }
 
 /// Opens the archive over `source`, reads its last entry fully and checks it against the
@@ -383,6 +414,7 @@ fn finish(server: &HttpServer, open_and_last: Duration, complete: Option<Duratio
         complete,
         sent: server.sent(),
         requests: server.requests(),
+        log: server.log(),
     }
 }
 

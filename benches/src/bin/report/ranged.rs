@@ -76,6 +76,7 @@ fn zip_over_http(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<
                     run.sent as f64 / MIB as f64,
                     run.requests
                 );
+                println!("    requests: {}", run.log.join(", "));
                 sc_most_sent = sc_most_sent.max(run.sent);
                 if sc.as_ref().map_or(true, |b| ratio(&run) < ratio(b)) {
                     sc = Ok(run);
@@ -95,6 +96,7 @@ fn zip_over_http(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<
                     run.sent as f64 / MIB as f64,
                     run.requests
                 );
+                println!("    requests: {}", run.log.join(", "));
                 if sd
                     .as_ref()
                     .map_or(true, |b| run.open_and_last < b.open_and_last)
@@ -209,6 +211,8 @@ fn no_seek(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<()> {
     let reps = (2 * opts.reps).max(4);
     // (memory?, fill, best time or the error)
     let mut best: Vec<(bool, Fill, Result<Duration, String>)> = Vec::new();
+    // Every run: (rep, memory?, fill, time), for the ratios within each rep.
+    let mut runs: Vec<(usize, bool, Fill, Duration)> = Vec::new();
     for rep in 0..reps {
         for memory in [true, false] {
             // Each rep swaps which goes first.
@@ -229,6 +233,9 @@ fn no_seek(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<()> {
                         Err(e) => format!("failed: {e}"),
                     }
                 );
+                if let Ok(d) = &outcome {
+                    runs.push((rep, memory, fill, *d));
+                }
                 let slot = best.iter_mut().find(|(m, f, _)| *m == memory && *f == fill);
                 match (slot, outcome) {
                     (None, o) => best.push((memory, fill, o.map_err(|e| format!("failed: {e}")))),
@@ -250,6 +257,28 @@ fn no_seek(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<()> {
         let resumable = rate(memory, Fill::Resumable);
         let ranged = rate(memory, Fill::Ranged);
         let class = class_name(memory);
+        // ranged / resumable within each rep (the two ran back to back).
+        let mut paired: Vec<f64> = (0..reps)
+            .filter_map(|rep| {
+                let time = |fill: Fill| {
+                    runs.iter()
+                        .find(|(r, m, f, _)| *r == rep && *m == memory && *f == fill)
+                        .map(|(_, _, _, d)| d.as_secs_f64())
+                };
+                Some(time(Fill::Resumable)? / time(Fill::Ranged)?)
+            })
+            .collect();
+        paired.sort_by(f64::total_cmp);
+        let paired_note = if paired.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; ratio within each rep: median {:.2} (min {:.2}, max {:.2})",
+                paired[paired.len() / 2],
+                paired[0],
+                paired[paired.len() - 1]
+            )
+        };
         for (fill, r) in [(Fill::Resumable, &resumable), (Fill::Ranged, &ranged)] {
             let mut row = Row::new(
                 "r",
@@ -270,6 +299,8 @@ fn no_seek(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<()> {
                 if let Ok(l) = &resumable {
                     row = row.limit("resumable", *l);
                 }
+                let note = format!("{}{paired_note}", row.note);
+                row = row.note(note);
             }
             report.rows.push(row);
         }
@@ -278,7 +309,7 @@ fn no_seek(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<()> {
             format!("(r) no seek ({class}): spawn_ranged >= 0.95 × spawn_resumable"),
             ratio.map_or_else(
                 || "not measured".to_owned(),
-                |(a, b)| format!("{:.3} × ({} / {})", a / b, gib_s(*a), gib_s(*b)),
+                |(a, b)| format!("{:.3} × ({} / {})", a / b, gib_s(*a), gib_s(*b)) + &paired_note,
             ),
             ratio.map(|(a, b)| *a >= 0.95 * *b),
         );
