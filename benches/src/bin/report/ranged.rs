@@ -19,6 +19,7 @@ const ENTRIES: u64 = 64;
 const SC_FILL: &str = "streamcache spawn_url: fill to the end";
 const SC_ZIP: &str = "streamcache spawn_url: ZipArchive::new + last entry";
 const SD_ZIP: &str = "stream-download (reqwest): ZipArchive::new + last entry";
+const SC_SEQ_ZIP: &str = "streamcache spawn_url, max_fetches(0): ZipArchive::new + last entry";
 const SC_BYTES: &str = "streamcache spawn_url: bytes sent, whole download";
 
 fn ms(d: Duration) -> f64 {
@@ -112,6 +113,21 @@ fn zip_over_http(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<
             }
         }
     }
+    // The same reads with on-demand fetches off (the fill alone, as before issue 14): once.
+    let sequential_only = zip_streamcache(&server, &zip, |url| {
+        streamcache::StreamCache::builder()
+            .max_fetches(0)
+            .spawn_url(url)
+    });
+    match &sequential_only {
+        Ok(run) => println!(
+            "  max_fetches(0): zip + last entry {:.0} ms, complete {:.0} ms\n    requests: {}",
+            ms(run.open_and_last),
+            run.complete.map_or(f64::NAN, ms),
+            run.log.join(", ")
+        ),
+        Err(e) => println!("  max_fetches(0): failed: {e}"),
+    }
     drop(server);
     drop(zip);
 
@@ -156,6 +172,18 @@ fn zip_over_http(opts: &Opts, setup: &Setup, report: &mut Report) -> io::Result<
         let v = ms(run.open_and_last);
         row = with_fill(row.value(v));
         row.vs_streamcache = sc_zip.map(|sc| v / sc);
+    }
+    report.rows.push(row);
+    let mut row = Row::new("r", SC_SEQ_ZIP, Some(1), "ms");
+    match &sequential_only {
+        Ok(run) => {
+            let v = ms(run.open_and_last);
+            row = with_fill(row.value(v)).note(
+                "reference: the fill alone (before issue 14), one run; ×limit: vs the fill above",
+            );
+            row.vs_streamcache = sc_zip.map(|sc| v / sc);
+        }
+        Err(e) => row = row.note(format!("failed: {e}")),
     }
     report.rows.push(row);
     // The bytes.
