@@ -16,10 +16,12 @@ struct Args {
     /// Also write the table and the verdicts as JSON
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
-    /// Best of N for (a) and (b) [default: 3, 1 with --quick]
+    /// Best of N for (a), (b) and (r)'s zip; (r) without seeks: 2N interleaved, at least 4
+    /// [default: 3, 1 with --quick]
     #[arg(long, value_name = "N")]
     reps: Option<usize>,
-    /// Stream length for (a) and (b) [default: 1G, 128M with --quick; K, M, G suffixes]
+    /// Stream length for (a), (b) and (r) without seeks [default: 1G, 128M with --quick; K, M,
+    /// G suffixes]
     #[arg(long, value_name = "SIZE", value_parser = size)]
     len: Option<u64>,
     /// The large stream of (d) [default: 8G, 1G with --quick]
