@@ -542,3 +542,63 @@ pub fn fill_sequential(fill: Fill, setup: &Setup, memory: bool) -> io::Result<Du
     }
     Ok(elapsed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse() {
+        assert_eq!(parse_range("bytes=0-", 10), Some(Ok(0..10)));
+        assert_eq!(parse_range("bytes=2-4", 10), Some(Ok(2..5)));
+        assert_eq!(parse_range("bytes=2-40", 10), Some(Ok(2..10)));
+        assert_eq!(parse_range("bytes=-3", 10), Some(Ok(7..10)));
+        assert_eq!(parse_range("bytes=10-", 10), Some(Err(())));
+        assert_eq!(parse_range("bytes=0-1,4-5", 10), None);
+        assert_eq!(parse_range("items=0-1", 10), None);
+    }
+
+    /// The whole measurement on a small zip, unthrottled: every read checked, every byte of
+    /// the download sent at least once (no timing checked).
+    #[test]
+    fn zip_runs_read_right() {
+        let zip = stored_zip(6 << 20, 1 << 20).unwrap();
+        assert_eq!(zip.entries, 6);
+        let len = zip.bytes.len() as u64;
+        let server = HttpServer::start(Arc::clone(&zip.bytes), f64::INFINITY).unwrap();
+        let run = zip_streamcache(&server, &zip, spawn_url).unwrap();
+        assert!(run.complete.is_some());
+        assert!(run.sent >= len, "{} of {len} bytes sent", run.sent);
+        assert!(run.log[0].starts_with("GET bytes=0-: 206"), "{:?}", run.log);
+        let run = zip_stream_download(&server, &zip, &Setup::new(len)).unwrap();
+        assert!(run.requests >= 1);
+    }
+
+    #[test]
+    fn if_range_with_another_validator_gets_the_whole_body() {
+        let body = Arc::new((0..=255u8).cycle().take(1000).collect::<Vec<u8>>());
+        let server = HttpServer::start(Arc::clone(&body), f64::INFINITY).unwrap();
+        let get = |headers: &str| {
+            let mut conn = TcpStream::connect(server.addr).unwrap();
+            write!(conn, "GET / HTTP/1.1\r\nHost: x\r\n{headers}\r\n").unwrap();
+            let mut answer = Vec::new();
+            conn.read_to_end(&mut answer).unwrap();
+            String::from_utf8_lossy(&answer).into_owned()
+        };
+        let partial = get("Range: bytes=10-19\r\n");
+        assert!(partial.starts_with("HTTP/1.1 206"), "{partial}");
+        assert!(
+            partial.contains("Content-Range: bytes 10-19/1000\r\n"),
+            "{partial}"
+        );
+        let etag = &server.served.etag;
+        let same = get(&format!("Range: bytes=10-19\r\nIf-Range: {etag}\r\n"));
+        assert!(same.starts_with("HTTP/1.1 206"), "{same}");
+        let other = get("Range: bytes=10-19\r\nIf-Range: \"other\"\r\n");
+        assert!(other.starts_with("HTTP/1.1 200"), "{other}");
+        assert!(other.contains("Content-Length: 1000\r\n"), "{other}");
+        let past = get("Range: bytes=1000-\r\n");
+        assert!(past.starts_with("HTTP/1.1 416"), "{past}");
+        assert!(past.contains("Content-Range: bytes */1000\r\n"), "{past}");
+    }
+}
