@@ -15,6 +15,7 @@ mod contenders;
 mod limits;
 mod memory;
 mod random_read;
+mod ranged;
 mod source;
 mod sys;
 mod throughput;
@@ -30,6 +31,10 @@ pub use limits::{
 };
 pub use memory::{rss_child, rss_measure, RSS_CHILD};
 pub use random_read::{Prepared, RandomRun, RANDOM_READ};
+pub use ranged::{
+    fill_sequential, ranged_cache, spawn_url, stored_zip, zip_stream_download, zip_streamcache,
+    Fill, HttpServer, StoredZip, ZipRun, FETCH_SPAN,
+};
 pub use source::{expected_sum, fold, fold_bufread, fold_read, GenStream, Generator, CHUNK};
 pub use sys::{cores, free_space, is_tmpfs, loadavg, mem_available, rss_anon_kb, thread_cpu_time};
 pub use throughput::{sequential, stream_group, Run};

@@ -16,10 +16,12 @@ struct Args {
     /// Also write the table and the verdicts as JSON
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
-    /// Best of N for (a) and (b) [default: 3, 1 with --quick]
+    /// Best of N for (a), (b) and (r)'s zip; (r) without seeks: 2N interleaved, at least 4
+    /// [default: 3, 1 with --quick]
     #[arg(long, value_name = "N")]
     reps: Option<usize>,
-    /// Stream length for (a) and (b) [default: 1G, 128M with --quick; K, M, G suffixes]
+    /// Stream length for (a), (b) and (r) without seeks [default: 1G, 128M with --quick; K, M,
+    /// G suffixes]
     #[arg(long, value_name = "SIZE", value_parser = size)]
     len: Option<u64>,
     /// The large stream of (d) [default: 8G, 1G with --quick]
@@ -31,8 +33,14 @@ struct Args {
     /// Where temp files go [default: the system temp dir; must not be tmpfs]
     #[arg(long, value_name = "DIR")]
     temp_dir: Option<PathBuf>,
+    /// (r) the size of the served zip [default: 1G, 128M with --quick]
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    zip_len: Option<u64>,
+    /// (r) the server's rate per connection, bytes per second [default: 100M]
+    #[arg(long, value_name = "SIZE", value_parser = size, default_value = "100M")]
+    http_rate: u64,
     /// Run only these workloads, e.g. --only ac
-    #[arg(long, value_name = "LETTERS", default_value = "abcd")]
+    #[arg(long, value_name = "LETTERS", default_value = "abcdr")]
     only: String,
     /// (a) only for these, e.g. streamcache-mem,naive (ids: naive, streamcatcher,
     /// stream-download, spooled, streamcache-mem, streamcache-spill)
@@ -57,6 +65,9 @@ pub(crate) struct Opts {
     pub(crate) rss_limit: u64,
     pub(crate) temp_dir: PathBuf,
     only: String,
+    /// (r): the served zip's size and the server's rate per connection (bytes/s).
+    pub(crate) zip_len: u64,
+    pub(crate) http_rate: u64,
     pub(crate) contenders: Vec<Contender>,
     pub(crate) readers: Vec<usize>,
     /// Bytes touched and freed before each timed run of the limits and (a): see
@@ -87,6 +98,10 @@ impl Opts {
                 .unwrap_or(if quick { 32 * MIB } else { 64 * MIB }),
             temp_dir: args.temp_dir.unwrap_or_else(std::env::temp_dir),
             only: args.only,
+            zip_len: args
+                .zip_len
+                .unwrap_or(if quick { 128 * MIB } else { 1024 * MIB }),
+            http_rate: args.http_rate,
             contenders: if args.contenders.is_empty() {
                 Contender::ALL.to_vec()
             } else {
@@ -104,12 +119,12 @@ impl Opts {
             random_ops: if quick { 100_000 } else { 500_000 },
             wake_iters: if quick { 300 } else { 2000 },
         };
-        if opts.reps == 0 || opts.len < 2 * RANDOM_READ as u64 {
+        if opts.reps == 0 || opts.len < 2 * RANDOM_READ as u64 || opts.http_rate == 0 {
             use clap::CommandFactory;
             Args::command()
                 .error(
                     clap::error::ErrorKind::ValueValidation,
-                    "--reps must be at least 1 and --len at least 8K",
+                    "--reps and --http-rate must be at least 1 and --len at least 8K",
                 )
                 .exit();
         }

@@ -14,7 +14,10 @@
 //! (b) 4 threads doing random 4 KiB reads over the completed stream;
 //! (c) wake latency: from the filler's publish to a parked reader's return;
 //! (d) peak `RssAnon` while 4 readers read a stream 4× `memory_limit`, and an 8 GiB one
-//!     (each in a child process of its own, so nothing else is counted).
+//!     (each in a child process of its own, so nothing else is counted);
+//! (r) ranged sources: a zip over HTTP (`ZipArchive::new` + the last entry against the whole
+//!     download, the bytes sent, stream-download beside it), and `spawn_ranged` against
+//!     `spawn_resumable` with no seek.
 //!
 //! Limits, measured in the same run: L-mem (the best copy of the stream into fresh anonymous
 //! memory), L-file (the best copy into a pre-sized, fallocated temp file), S (one core folding a
@@ -36,6 +39,7 @@
 mod cli;
 mod memory;
 mod random;
+mod ranged;
 mod table;
 mod throughput;
 mod wake;
@@ -143,6 +147,9 @@ fn run(opts: &Opts) -> io::Result<()> {
     }
     if opts.runs('d') {
         memory::rss(opts, &mut report)?;
+    }
+    if opts.runs('r') {
+        ranged::ranged(opts, &setup, &mut report)?;
     }
     report.info("load average at end", loadavg());
     report.info("took", format!("{:.0} s", started.elapsed().as_secs_f64()));
