@@ -3,7 +3,7 @@
 
 use std::io;
 
-/// Where a stream stands, as seen by [`StreamCache::status`].
+/// Where a stream stands, as seen by [`StreamCache::status`](crate::StreamCache::status).
 ///
 /// # Examples
 ///
