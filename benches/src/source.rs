@@ -62,6 +62,8 @@ impl Generator {
 }
 
 impl Read for Generator {
+    // Inlined into the filler (another crate), as when this code lived in the report's crate.
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = usize::try_from(self.len - self.pos).unwrap_or(usize::MAX);
         let n = left.min(buf.len());
