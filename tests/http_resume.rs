@@ -9,12 +9,13 @@ mod resume;
 
 mod common;
 
-use common::http::{range_server, Cut, RangeServer, Ranges};
-use common::{finishes, pattern, HANG_GUARD};
+use common::http::{
+    assert_intact, range_server, read_all, readers_read_it_all, Cut, RangeServer, Ranges,
+};
+use common::{pattern, HANG_GUARD};
 use resume::RangeGet;
-use std::io::{self, ErrorKind, Read};
+use std::io::ErrorKind;
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 use streamcache::{Status, StreamCache};
 
@@ -42,49 +43,13 @@ fn download(server: &RangeServer, per_read: Duration) -> (StreamCache, Arc<Mutex
     (cache, resumed)
 }
 
-/// Reads the whole stream through a `Reader`: the bytes before the error (if any) and it.
-fn read_all(cache: &StreamCache) -> (Vec<u8>, io::Result<()>) {
-    let mut reader = cache.reader();
-    finishes(move || {
-        let mut data = Vec::new();
-        let mut buf = vec![0u8; 50_000];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) => return (data, Ok(())),
-                Ok(n) => data.extend_from_slice(&buf[..n]),
-                Err(e) => return (data, Err(e)),
-            }
-        }
-    })
-}
-
-/// The readers' bytes are the body's, at the offsets they claim.
-fn assert_intact(data: &[u8], what: &str) {
-    let want = pattern(data.len());
-    if let Some(i) = (0..data.len()).find(|&i| data[i] != want[i]) {
-        panic!("{what}: wrong byte at offset {i} of {}", data.len());
-    }
-}
-
 #[test]
 fn a_connection_closed_mid_body_is_resumed_with_a_range_request() {
     const FIRST: u64 = 700_001;
     let server = server(vec![Cut::Close(FIRST)], Ranges::Honour);
     let (cache, resumed) = download(&server, HANG_GUARD);
     assert_eq!(cache.expected_len(), Some(LEN as u64), "the Content-Length");
-    let readers: Vec<_> = (0..3)
-        .map(|_| {
-            let cache = cache.clone();
-            thread::spawn(move || read_all(&cache))
-        })
-        .collect();
-    for reader in readers {
-        let (data, result) = reader.join().unwrap();
-        result.expect("a reader of a resumed download");
-        assert_eq!(data.len(), LEN);
-        assert_intact(&data, "resumed download");
-    }
-    assert_eq!(cache.status(), Status::Complete { len: LEN as u64 });
+    readers_read_it_all(&cache, 3, LEN, "resumed download");
     assert_eq!(
         *server.requests.lock().unwrap(),
         vec![None, Some(FIRST)],

@@ -7,9 +7,10 @@
 
 mod common;
 
+use common::http::{assert_intact, read_all, readers_read_it_all};
 use common::http_server::{resource, Answer, Request, Send, Server};
 use common::{eventually, finishes, outcome, pattern, wait_for, HANG_GUARD};
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -37,31 +38,6 @@ fn agent(per_read: Duration) -> ureq::Agent {
         .into()
 }
 
-/// Reads the whole stream through a `Reader`: the bytes before the error (if any) and it.
-fn read_all(cache: &StreamCache) -> (Vec<u8>, io::Result<()>) {
-    let mut reader = cache.reader();
-    finishes(move || {
-        let mut data = Vec::new();
-        let mut buf = vec![0u8; 40_000];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) => return (data, Ok(())),
-                Ok(n) => data.extend_from_slice(&buf[..n]),
-                Err(e) => return (data, Err(e)),
-            }
-        }
-    })
-}
-
-/// The readers' bytes are the body's, at the offsets they claim.
-#[track_caller]
-fn assert_intact(data: &[u8], what: &str) {
-    let want = pattern(data.len());
-    if let Some(i) = (0..data.len()).find(|&i| data[i] != want[i]) {
-        panic!("{what}: wrong byte at offset {i} of {}", data.len());
-    }
-}
-
 /// `spawn_url` on its own thread, under the hang guard.
 fn spawn(builder: Builder, url: String) -> io::Result<StreamCache> {
     finishes(move || builder.spawn_url(&url))
@@ -82,19 +58,7 @@ fn a_range_server_makes_a_ranged_source_of_the_content_range_length() {
         Some(LEN as u64),
         "from the Content-Range"
     );
-    let readers: Vec<_> = (0..3)
-        .map(|_| {
-            let cache = cache.clone();
-            thread::spawn(move || read_all(&cache))
-        })
-        .collect();
-    for reader in readers {
-        let (data, result) = reader.join().unwrap();
-        result.expect("a reader");
-        assert_eq!(data.len(), LEN);
-        assert_intact(&data, "ranged download");
-    }
-    assert_eq!(cache.status(), Status::Complete { len: LEN as u64 });
+    readers_read_it_all(&cache, 3, LEN, "ranged download");
     // One request, the first: `bytes=0-`, no If-Range, identity encoding.
     let requests = server.requests();
     assert_eq!(requests.len(), 1, "{requests:?}");

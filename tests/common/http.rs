@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
+use streamcache::{Status, StreamCache};
 
 /// The body as the server sends it: pieces of `PIECE` bytes with a short pause before each, so
 /// that the readers catch up with the download and wait.
@@ -300,4 +301,53 @@ fn reset_on_close(stream: &TcpStream) {
 #[cfg(not(unix))]
 fn reset_on_close(stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// Reads the whole stream through a `Reader`, under the hang guard: the bytes before the error
+/// (if any) and it.
+pub fn read_all(cache: &StreamCache) -> (Vec<u8>, io::Result<()>) {
+    let mut reader = cache.reader();
+    super::finishes(move || {
+        let mut data = Vec::new();
+        let mut buf = vec![0u8; 40_000];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return (data, Ok(())),
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+                Err(e) => return (data, Err(e)),
+            }
+        }
+    })
+}
+
+/// The readers' bytes are the body's (the test pattern), at the offsets they claim.
+#[track_caller]
+pub fn assert_intact(data: &[u8], what: &str) {
+    let want = super::pattern(data.len());
+    if let Some(i) = (0..data.len()).find(|&i| data[i] != want[i]) {
+        panic!("{what}: wrong byte at offset {i} of {}", data.len());
+    }
+}
+
+/// `readers` threads each read all of `cache`: every one gets the `len` bytes of the pattern,
+/// and the stream is complete.
+#[track_caller]
+pub fn readers_read_it_all(cache: &StreamCache, readers: usize, len: usize, what: &str) {
+    let readers: Vec<_> = (0..readers)
+        .map(|_| {
+            let cache = cache.clone();
+            thread::spawn(move || read_all(&cache))
+        })
+        .collect();
+    for reader in readers {
+        let (data, result) = reader.join().unwrap();
+        result.unwrap_or_else(|e| panic!("{what}: a reader: {e}"));
+        assert_eq!(data.len(), len, "{what}");
+        assert_intact(&data, what);
+    }
+    assert_eq!(
+        cache.status(),
+        Status::Complete { len: len as u64 },
+        "{what}"
+    );
 }
