@@ -9,7 +9,7 @@ mod common;
 
 use common::http::{assert_intact, read_all, readers_read_it_all};
 use common::http_server::{resource, Answer, Request, Send, Server};
-use common::{eventually, finishes, outcome, pattern, wait_for, HANG_GUARD};
+use common::{eventually, finishes, outcome, pattern, threads_named, wait_for, HANG_GUARD};
 use std::io::{self, ErrorKind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -560,15 +560,7 @@ fn dropping_every_handle_closes_every_connection_and_ends_every_thread() {
         };
         resource(r, &body, Some(ETAG), None).send(send)
     });
-    let threads = || {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter(|t| {
-                let comm = t.as_ref().unwrap().path().join("comm");
-                std::fs::read_to_string(comm).is_ok_and(|c| c.starts_with("sc-url-drop"))
-            })
-            .count()
-    };
+    let threads = || threads_named("sc-url-drop");
     // Reads time out quickly, so that the filler, blocked in a stalled read, sees the drop.
     // Retried without end but for the drop: only cancellation ends the filler.
     let builder = builder()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{eventually, no_hang, pattern};
+use common::{eventually, no_hang, pattern, threads_named};
 use std::io::{self, Cursor, ErrorKind, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -508,15 +508,7 @@ fn seek_from_the_end_does_not_wait_for_the_end() {
 #[cfg_attr(miri, ignore = "maps a file and reads /proc")]
 fn dropping_every_handle_stops_the_fill_and_every_fetch() {
     // This cache's threads by name, and its spill file by directory: other tests run at once.
-    let threads = || {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter(|t| {
-                let comm = t.as_ref().unwrap().path().join("comm");
-                std::fs::read_to_string(comm).is_ok_and(|c| c.starts_with("sc-drop"))
-            })
-            .count()
-    };
+    let threads = || threads_named("sc-drop");
     let dir = tempfile::tempdir().unwrap();
     // The spill file is held by its mapping alone (its descriptor is closed once mapped).
     let spill_files = {

@@ -206,3 +206,16 @@ pub fn spilling(memory_limit: usize, dir: impl Into<PathBuf>) -> Builder {
 pub fn spill_dir() -> tempfile::TempDir {
     offsets::temp_dir("spill")
 }
+
+/// How many of this process's threads have a name starting with `prefix` (Linux: from
+/// `/proc/self/task/*/comm`, which keeps a name's first 15 bytes). Give the cache under test a
+/// `thread_name` of its own: other tests run at the same time.
+pub fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter(|task| {
+            let comm = task.as_ref().expect("a task").path().join("comm");
+            std::fs::read_to_string(comm).is_ok_and(|name| name.starts_with(prefix))
+        })
+        .count()
+}
