@@ -66,6 +66,9 @@ impl Shared {
     /// asking for a fetch of it. `None` when nothing is missing, or the stream is not ranged.
     pub(crate) fn next_missing(self: &Arc<Self>, start: u64, end: u64) -> Option<(u64, u64)> {
         self.ranged.as_ref()?;
+        if end <= self.mark.available() {
+            return None; // In the prefix: no lock, as for any stream (a read keeping pace).
+        }
         let missing = self.mark.first_missing(start, end)?;
         crate::ranged::request(self, missing);
         let until = self
