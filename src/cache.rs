@@ -197,6 +197,14 @@ impl StreamCache {
     /// Waits until all of `[start, end)` is present, or the stream ends before `end`; returns
     /// the end of the present run from `start` (below `end` only if the stream ends there).
     pub(crate) fn wait_run(&self, start: u64, end: u64) -> io::Result<u64> {
+        if self
+            .shared()
+            .mark
+            .known_len()
+            .is_some_and(|len| start >= len)
+        {
+            return Ok(start); // At or past a known end: nothing to wait for, whatever fails.
+        }
         self.spin_for(end);
         Ok(self
             .shared()
@@ -233,10 +241,7 @@ impl StreamCache {
     pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_len(offset, buf.len())?;
         let end = offset + buf.len() as u64;
-        let run_end = self.wait_run(offset, end)?;
-        if run_end < end {
-            return Err(past_end(offset, end, run_end));
-        }
+        self.wait_whole(offset, end)?;
         buf.copy_from_slice(self.waited_for(offset, end));
         Ok(())
     }
@@ -276,11 +281,22 @@ impl StreamCache {
                 len
             }
         };
-        let run_end = self.wait_run(span.start, end)?;
-        if run_end < end {
-            return Err(past_end(span.start, end, run_end));
-        }
+        self.wait_whole(span.start, end)?;
         Ok(self.waited_for(span.start, end))
+    }
+
+    /// Waits until all of `[start, end)` is present. `UnexpectedEof` if the stream ends before
+    /// `end`: at once when its length is known (a ranged source), so that a range past the end
+    /// neither waits nor fetches, and is past the end whatever happens to the bytes before it.
+    fn wait_whole(&self, start: u64, end: u64) -> io::Result<()> {
+        if let Some(len) = self.shared().mark.known_len().filter(|&len| end > len) {
+            return Err(past_end(start, end, len));
+        }
+        let run_end = self.wait_run(start, end)?;
+        if run_end < end {
+            return Err(past_end(start, end, run_end));
+        }
+        Ok(())
     }
 
     /// `[start, end)` after a wait that returned a present run reaching `end`.
@@ -456,6 +472,11 @@ impl StreamCache {
             let span = span?;
             let shared = cache.shared();
             let known_len = shared.mark.known_len();
+            if let (Some(end), Some(len)) = (span.end, known_len) {
+                if end > len {
+                    return Err(past_end(span.start, end, len)); // As `slice`: at once.
+                }
+            }
             let target = span.end.or(known_len).unwrap_or(u64::MAX);
             // On a ranged stream, fetch what is missing, part by part, as the blocking waits do.
             while let Some((missing, until)) = shared.next_missing(span.start, target) {

@@ -380,6 +380,15 @@ fn a_source_that_changed_fails_with_invalid_data_never_a_splice() {
             ..
         }
     ));
+    // The length stays known: past it is the end, whatever failed before it.
+    let past = cache.slice(len - 10..len + 1).unwrap_err();
+    assert_eq!(past.kind(), ErrorKind::UnexpectedEof, "{past}");
+    let past = cache.read_exact_at(len, &mut [0]).unwrap_err();
+    assert_eq!(past.kind(), ErrorKind::UnexpectedEof, "{past}");
+    assert_eq!(cache.read_at(len, &mut [0; 4]).unwrap(), 0);
+    let mut reader = cache.reader();
+    reader.seek(SeekFrom::End(0)).unwrap();
+    assert_eq!(reader.read(&mut [0; 4]).unwrap(), 0);
 }
 
 #[test]
