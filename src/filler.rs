@@ -1,5 +1,5 @@
-//! The filler thread: reads the source straight into storage, publishes the mark after every
-//! read, and stops on end, error, panic, the `max_len` cap, or cancellation.
+//! The filler thread: reads the source into storage (`Writer::write_next`), publishes the mark
+//! after every read, and stops on end, error, panic, the `max_len` cap, or cancellation.
 
 use crate::shared::Shared;
 use crate::source::{Feed, Source};
@@ -68,34 +68,17 @@ impl<S: Source> Filler<'_, S> {
             if room == 0 {
                 return self.check_ends_at_cap();
             }
-            let n = if self.writer.at_spill_point(settings) {
-                self.read_first_spilled(room)?
-            } else {
-                let region = self
-                    .writer
-                    .next_region(&self.shared.storage, settings, room)?;
-                self.feed.read(region)?
-            };
+            let feed = &mut self.feed;
+            let n = self
+                .writer
+                .write_next(&self.shared.storage, settings, room, |region| {
+                    feed.read(region)
+                })?;
             if n == 0 {
                 return Ok(());
             }
-            self.writer.commit(n);
             self.shared.mark.publish(self.writer.pos());
         }
-    }
-
-    /// The first read past the memory limit goes to a buffer: only if it brings bytes is the
-    /// spill file created and the bytes copied there (one copy, once per stream).
-    fn read_first_spilled(&mut self, room: usize) -> io::Result<usize> {
-        let mut first = vec![0u8; room];
-        let n = self.feed.read(&mut first)?;
-        if n > 0 {
-            let region = self
-                .writer
-                .next_region(&self.shared.storage, &self.shared.settings, n)?;
-            region[..n].copy_from_slice(&first[..n]);
-        }
-        Ok(n)
     }
 
     /// At `max_len`: a stream of exactly `max_len` bytes completes; one byte more is too long.

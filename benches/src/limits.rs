@@ -78,10 +78,16 @@ pub fn huge_map(len: usize) -> io::Result<memmap2::MmapMut> {
 
 /// An unnamed temp file in `dir`, reserved on disk up to `len` and mapped writable.
 pub fn fallocated_map(dir: &Path, len: usize) -> io::Result<memmap2::MmapMut> {
+    fallocated_file_map(dir, len).map(|(_, map)| map)
+}
+
+/// As [`fallocated_map`], with the file.
+pub fn fallocated_file_map(dir: &Path, len: usize) -> io::Result<(File, memmap2::MmapMut)> {
     let file = tempfile::tempfile_in(dir)?;
     fallocate(&file, len as u64)?;
     // SAFETY: the file is ours alone (unnamed) and reserved on disk up to `len`.
-    unsafe { memmap2::MmapOptions::new().len(len).map_mut(&file) }
+    let map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&file) }?;
+    Ok((file, map))
 }
 
 /// Reads the whole generated stream into `dst` in 64 KiB reads.
@@ -164,17 +170,23 @@ pub fn prewarm(bytes: u64) -> io::Result<()> {
 
 /// P: the dataflow of workload (a) with no library at all, the machine's own bound for it. One
 /// writer copies the stream 64 KiB at a time into fresh memory (huge-page advised, like L-mem)
-/// or into a pre-sized, fallocated, mapped temp file (like L-file), storing an atomic mark after
-/// each piece; `readers` threads fold `[pos, mark)` behind it, spinning and then yielding while
+/// or, with `pwrite`, into a pre-sized, fallocated temp file (like L-file) that readers read
+/// through a mapping, storing an atomic mark after each piece; `readers` threads fold
+/// `[pos, mark)` behind it, spinning and then yielding while
 /// they are caught up. Nothing parks, nothing is locked, nothing grows: whatever this loses
 /// against L-mem or L-file is what the readers' own memory traffic and CPU time cost the writer.
 pub fn bare_pipeline(setup: &Setup, readers: usize, class: Class) -> io::Result<Run> {
     use std::sync::atomic::AtomicUsize;
     let len = usize::try_from(setup.len).map_err(|_| io::Error::other("too long"))?;
     let start = Instant::now();
-    let mut map = match class {
-        Class::Memory => huge_map(len)?,
-        Class::File => fallocated_map(&setup.temp_dir, len)?,
+    // The file (File class): written with `pwrite` from a small buffer, read through the
+    // mapping, as streamcache's spill is (a write fault on the mapping zeroes each page first).
+    let (file, mut map) = match class {
+        Class::Memory => (None, huge_map(len)?),
+        Class::File => {
+            let (file, map) = fallocated_file_map(&setup.temp_dir, len)?;
+            (Some(file), map)
+        }
     };
     /// The mapping's base, shared by the writer (below the mark: never) and the readers.
     #[derive(Clone, Copy)]
@@ -223,13 +235,22 @@ pub fn bare_pipeline(setup: &Setup, readers: usize, class: Class) -> io::Result<
             })
             .collect();
         let mut source = Generator::new(setup.len);
+        let mut buffer = vec![0u8; CHUNK];
         let mut pos = 0;
         while pos < len {
             let n = CHUNK.min(len - pos);
-            // SAFETY: `[pos, pos + n)` is at or above the mark, so no reader reads it yet, and
-            // this thread is the only writer.
-            let piece = unsafe { std::slice::from_raw_parts_mut(base.at(pos), n) };
-            if let Err(e) = source.read_exact(piece) {
+            let written = match &file {
+                None => {
+                    // SAFETY: `[pos, pos + n)` is at or above the mark, so no reader reads it
+                    // yet, and this thread is the only writer.
+                    let piece = unsafe { std::slice::from_raw_parts_mut(base.at(pos), n) };
+                    source.read_exact(piece)
+                }
+                Some(file) => source.read_exact(&mut buffer[..n]).and_then(|()| {
+                    std::os::unix::fs::FileExt::write_all_at(file, &buffer[..n], pos as u64)
+                }),
+            };
+            if let Err(e) = written {
                 // Let the folders finish (over bytes never written: their sums will not match).
                 mark.store(len, Ordering::Release);
                 return Err(e);

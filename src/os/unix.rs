@@ -68,3 +68,8 @@ pub(super) fn allocate(file: &File, from: u64, to: u64) -> io::Result<()> {
     }
     file.set_len(to)
 }
+
+/// Writes all of `bytes` at `offset` (`pwrite`, retried on `Interrupted` and short writes).
+pub(super) fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}

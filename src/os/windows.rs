@@ -19,3 +19,22 @@ pub(super) const MAP_PAST_END_OF_FILE: bool = false;
 pub(super) fn allocate(file: &File, _from: u64, to: u64) -> io::Result<()> {
     file.set_len(to)
 }
+
+/// Writes all of `bytes` at `offset`. `seek_write` also moves the file pointer, which nothing
+/// here uses; `WriteFile` and the file's views share the system cache, so the bytes are in
+/// every view when it returns.
+pub(super) fn write_at(file: &File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !bytes.is_empty() {
+        match file.seek_write(bytes, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                bytes = &bytes[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
