@@ -2,7 +2,7 @@
 //! and the prewarm that precedes every timed run.
 
 use crate::contenders::mem_limit;
-use crate::{fold, streamcache, Class, Generator, Run, Setup, CHUNK};
+use crate::{fold, streamcache, Class, Generator, Run, Setup, ThreadUsage, CHUNK};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
@@ -205,32 +205,34 @@ pub fn bare_pipeline(setup: &Setup, readers: usize, class: Class) -> io::Result<
     let base = Base(map.as_mut_ptr());
     let mark = AtomicUsize::new(0);
     let mark = &mark;
-    let sums = thread::scope(|scope| {
+    let results = thread::scope(|scope| {
         let folders: Vec<_> = (0..readers)
             .map(|_| {
                 scope.spawn(move || {
-                    let (mut pos, mut sum, mut idle) = (0usize, 0u64, 0u32);
-                    while pos < len {
-                        let end = mark.load(Ordering::Acquire);
-                        if end == pos {
-                            idle += 1;
-                            if idle < 64 {
-                                std::hint::spin_loop();
-                            } else {
-                                thread::yield_now();
+                    ThreadUsage::of(|| {
+                        let (mut pos, mut sum, mut idle) = (0usize, 0u64, 0u32);
+                        while pos < len {
+                            let end = mark.load(Ordering::Acquire);
+                            if end == pos {
+                                idle += 1;
+                                if idle < 64 {
+                                    std::hint::spin_loop();
+                                } else {
+                                    thread::yield_now();
+                                }
+                                continue;
                             }
-                            continue;
+                            idle = 0;
+                            // SAFETY: `[pos, end)` is below the published mark: written, never
+                            // written again, and the mapping outlives this scope.
+                            let bytes = unsafe {
+                                std::slice::from_raw_parts(base.at(pos).cast_const(), end - pos)
+                            };
+                            sum = fold(sum, bytes);
+                            pos = end;
                         }
-                        idle = 0;
-                        // SAFETY: `[pos, end)` is below the published mark: written, never
-                        // written again, and the mapping outlives this scope.
-                        let bytes = unsafe {
-                            std::slice::from_raw_parts(base.at(pos).cast_const(), end - pos)
-                        };
-                        sum = fold(sum, bytes);
-                        pos = end;
-                    }
-                    sum
+                        sum
+                    })
                 })
             })
             .collect();
@@ -261,11 +263,16 @@ pub fn bare_pipeline(setup: &Setup, readers: usize, class: Class) -> io::Result<
         folders
             .into_iter()
             .map(|f| f.join().map_err(|_| io::Error::other("a folder panicked")))
-            .collect::<io::Result<Vec<u64>>>()
+            .collect::<io::Result<Vec<_>>>()
     })?;
     let elapsed = start.elapsed();
     drop(map);
-    Ok(Run { elapsed, sums })
+    let (sums, readers) = results.into_iter().unzip();
+    Ok(Run {
+        elapsed,
+        sums,
+        readers,
+    })
 }
 
 /// A buffer holding the whole stream, every page touched.

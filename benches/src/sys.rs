@@ -73,3 +73,51 @@ pub fn thread_cpu_time() -> Duration {
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
+
+/// What one thread used: CPU time, minor page faults, and the times it gave up the CPU
+/// (voluntary context switches: parks, yields, waits for a lock).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ThreadUsage {
+    pub cpu: Duration,
+    pub minor_faults: u64,
+    pub switches: u64,
+}
+
+impl ThreadUsage {
+    /// This thread's use so far (`getrusage(RUSAGE_THREAD)`).
+    pub fn now() -> ThreadUsage {
+        // SAFETY: `getrusage` only writes into the zeroed struct we pass.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid `who` and out-pointer; RUSAGE_THREAD cannot fail on Linux.
+        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+        let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        ThreadUsage {
+            cpu: time(ru.ru_utime) + time(ru.ru_stime),
+            minor_faults: ru.ru_minflt as u64,
+            switches: ru.ru_nvcsw as u64,
+        }
+    }
+
+    /// What this thread used while running `f`, with `f`'s result.
+    pub fn of<T>(f: impl FnOnce() -> T) -> (T, ThreadUsage) {
+        let before = ThreadUsage::now();
+        let out = f();
+        let after = ThreadUsage::now();
+        let used = ThreadUsage {
+            cpu: after.cpu.saturating_sub(before.cpu),
+            minor_faults: after.minor_faults - before.minor_faults,
+            switches: after.switches - before.switches,
+        };
+        (out, used)
+    }
+
+    /// The mean over `all` (zero for none).
+    pub fn mean(all: &[ThreadUsage]) -> ThreadUsage {
+        let n = all.len().max(1) as u64;
+        ThreadUsage {
+            cpu: all.iter().map(|u| u.cpu).sum::<Duration>() / n as u32,
+            minor_faults: all.iter().map(|u| u.minor_faults).sum::<u64>() / n,
+            switches: all.iter().map(|u| u.switches).sum::<u64>() / n,
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use crate::contenders::mem_limit;
 use crate::{
     expected_sum, fold_bufread, fold_read, stream_download, streamcache, streamcatcher,
-    tokio_runtime, Contender, Generator, Locked, LockedReader, Setup, Store,
+    tokio_runtime, Contender, Generator, Locked, LockedReader, Setup, Store, ThreadUsage,
 };
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
@@ -36,6 +36,8 @@ pub struct Run {
     pub elapsed: Duration,
     /// Every reader's checksum.
     pub sums: Vec<u64>,
+    /// What each reader thread used while it read.
+    pub readers: Vec<ThreadUsage>,
 }
 
 impl Run {
@@ -56,14 +58,35 @@ impl Run {
     }
 }
 
-fn join_all(handles: Vec<thread::JoinHandle<io::Result<u64>>>) -> io::Result<Vec<u64>> {
-    handles
+/// A reader thread running `fold`, which returns its checksum, measured.
+pub(crate) fn spawn_reader(
+    fold: impl FnOnce() -> io::Result<u64> + Send + 'static,
+) -> thread::JoinHandle<io::Result<(u64, ThreadUsage)>> {
+    thread::spawn(move || {
+        let (sum, used) = ThreadUsage::of(fold);
+        Ok((sum?, used))
+    })
+}
+
+/// The readers' checksums and usage, in a `Run` that took `elapsed`.
+fn join_all(
+    handles: Vec<thread::JoinHandle<io::Result<(u64, ThreadUsage)>>>,
+    start: Instant,
+) -> io::Result<Run> {
+    let results = handles
         .into_iter()
         .map(|h| {
             h.join()
                 .map_err(|_| io::Error::other("a reader panicked"))?
         })
-        .collect()
+        .collect::<io::Result<Vec<_>>>()?;
+    let elapsed = start.elapsed();
+    let (sums, readers) = results.into_iter().unzip();
+    Ok(Run {
+        elapsed,
+        sums,
+        readers,
+    })
 }
 
 fn too_many(c: Contender, readers: usize) -> io::Error {
@@ -96,12 +119,10 @@ fn streamcache_sequential(setup: &Setup, readers: usize, memory_limit: usize) ->
     let handles = (0..readers)
         .map(|_| {
             let reader = cache.reader();
-            thread::spawn(move || fold_bufread(reader))
+            spawn_reader(move || fold_bufread(reader))
         })
         .collect();
-    let sums = join_all(handles)?;
-    let elapsed = start.elapsed();
-    Ok(Run { elapsed, sums })
+    join_all(handles, start)
 }
 
 fn locked_sequential<S: Store>(
@@ -115,15 +136,14 @@ fn locked_sequential<S: Store>(
     let handles = (0..readers)
         .map(|_| {
             let reader = LockedReader::new(Arc::clone(&locked));
-            thread::spawn(move || fold_read(reader))
+            spawn_reader(move || fold_read(reader))
         })
         .collect();
-    let sums = join_all(handles)?;
-    let elapsed = start.elapsed();
+    let run = join_all(handles, start)?;
     filler
         .join()
         .map_err(|_| io::Error::other("filler panicked"))?;
-    Ok(Run { elapsed, sums })
+    Ok(run)
 }
 
 fn streamcatcher_sequential(setup: &Setup, readers: usize) -> io::Result<Run> {
@@ -132,22 +152,21 @@ fn streamcatcher_sequential(setup: &Setup, readers: usize) -> io::Result<Run> {
     let handles = (0..readers)
         .map(|_| {
             let handle = catcher.new_handle();
-            thread::spawn(move || fold_read(handle))
+            spawn_reader(move || fold_read(handle))
         })
         .collect();
-    let sums = join_all(handles)?;
-    let elapsed = start.elapsed();
-    Ok(Run { elapsed, sums })
+    join_all(handles, start)
 }
 
 fn stream_download_sequential(setup: &Setup) -> io::Result<Run> {
     let rt = tokio_runtime()?;
     let start = Instant::now();
     let reader = stream_download(&rt, setup)?;
-    let sum = fold_read(reader)?;
+    let (sum, used) = ThreadUsage::of(|| fold_read(reader));
     let elapsed = start.elapsed();
     Ok(Run {
         elapsed,
-        sums: vec![sum],
+        sums: vec![sum?],
+        readers: vec![used],
     })
 }

@@ -6,7 +6,7 @@ use crate::Opts;
 use crate::{cpu_bound, READER_COUNTS};
 use std::io;
 use std::time::{Duration, Instant};
-use streamcache_benches::{Class, Contender, Limit, Setup};
+use streamcache_benches::{Class, Contender, Limit, Setup, ThreadUsage};
 
 /// One measurement of every limit, each after the prewarm (bytes per second).
 #[derive(Debug, Clone, Copy)]
@@ -198,6 +198,21 @@ impl Limits {
     }
 }
 
+/// A run's time, and what one of its readers used on average.
+type Timed = (Duration, ThreadUsage);
+
+/// What one reader used, on average, per GiB it read (in the fastest run): where the time of a
+/// row that scales badly with readers goes, with no profiler (issue 16).
+fn per_reader(used: &ThreadUsage, len: u64) -> String {
+    let gib = len as f64 / (1u64 << 30) as f64;
+    format!(
+        "per reader per GiB: {:.3} s CPU, {:.0} faults, {:.0} waits",
+        used.cpu.as_secs_f64() / gib,
+        used.minor_faults as f64 / gib,
+        used.switches as f64 / gib
+    )
+}
+
 fn bare_name(class: Class) -> &'static str {
     match class {
         Class::Memory => "P: bare pipeline (memory)",
@@ -236,13 +251,13 @@ pub(crate) fn sequential(
 ) -> io::Result<()> {
     println!("(a) sequential readers ...");
     // Best of `reps`, the repetitions interleaved so that drift hits every contender alike.
-    let mut best: Vec<(Contender, usize, Result<Duration, String>)> = Vec::new();
+    let mut best: Vec<(Contender, usize, Result<Timed, String>)> = Vec::new();
     // P, the bare pipeline, for each storage class streamcache is measured in.
     let classes: Vec<Class> = [Class::Memory, Class::File]
         .into_iter()
         .filter(|&class| opts.contenders.contains(&sc_of(class)))
         .collect();
-    let mut bare: Vec<(Class, usize, Duration)> = Vec::new();
+    let mut bare: Vec<(Class, usize, Duration, ThreadUsage)> = Vec::new();
     for rep in 0..opts.reps {
         if rep > 0 {
             lim.refresh(opts, setup)?;
@@ -257,9 +272,14 @@ pub(crate) fn sequential(
                     bare_name(class),
                     gib_s(run.rate(setup.len))
                 );
-                match bare.iter_mut().find(|(bc, bn, _)| *bc == class && *bn == n) {
-                    None => bare.push((class, n, run.elapsed)),
-                    Some((_, _, b)) => *b = (*b).min(run.elapsed),
+                let used = ThreadUsage::mean(&run.readers);
+                match bare
+                    .iter_mut()
+                    .find(|(bc, bn, ..)| *bc == class && *bn == n)
+                {
+                    None => bare.push((class, n, run.elapsed, used)),
+                    Some((_, _, b, u)) if run.elapsed < *b => (*b, *u) = (run.elapsed, used),
+                    Some(_) => {}
                 }
             }
             for &c in &opts.contenders {
@@ -273,13 +293,13 @@ pub(crate) fn sequential(
                 let t = Instant::now();
                 let outcome = streamcache_benches::sequential(c, setup, n).and_then(|run| {
                     run.check(setup.len)?;
-                    Ok(run.elapsed)
+                    Ok((run.elapsed, ThreadUsage::mean(&run.readers)))
                 });
                 println!(
                     "  rep {rep} {:<28} N={n}: {}",
                     c.name(),
                     match &outcome {
-                        Ok(d) => format!(
+                        Ok((d, _)) => format!(
                             "{} ({:.2} s)",
                             gib_s(setup.len as f64 / d.as_secs_f64()),
                             t.elapsed().as_secs_f64()
@@ -292,7 +312,7 @@ pub(crate) fn sequential(
                     (None, outcome) => {
                         best.push((c, n, outcome.map_err(|e| format!("failed: {e}"))))
                     }
-                    (Some((_, _, Ok(b))), Ok(d)) if d < *b => *b = d,
+                    (Some((_, _, Ok(b))), Ok(d)) if d.0 < b.0 => *b = d,
                     (Some(_), Ok(_)) => {}
                     (Some(slot), Err(e)) => slot.2 = Err(format!("failed: {e}")),
                 }
@@ -308,20 +328,28 @@ pub(crate) fn sequential(
             let class = c.class();
             let mut row = Row::new("a", c.name(), Some(n), "GiB/s");
             match outcome {
-                Ok(d) => row = row.value(setup.len as f64 / d.as_secs_f64()),
+                Ok((d, used)) => {
+                    row = row.value(setup.len as f64 / d.as_secs_f64());
+                    if c.is_streamcache() {
+                        row = row.note(per_reader(used, setup.len));
+                    }
+                }
                 Err(e) => row = row.note(e.clone()),
             }
             let (limit, name) = lim.for_readers(class, n, cores);
             report.rows.push(row.limit(name, limit));
         }
-        for &(class, _, d) in bare.iter().filter(|(_, bn, _)| *bn == n) {
+        for &(class, _, d, used) in bare.iter().filter(|(_, bn, ..)| *bn == n) {
             let p = setup.len as f64 / d.as_secs_f64();
             let (limit, name) = lim.for_readers(class, n, cores);
             report.rows.push(
                 Row::new("a", bare_name(class), Some(n), "GiB/s")
                     .value(p)
                     .limit(name, limit)
-                    .note("P: no library, no parking; the machine's bound for this dataflow"),
+                    .note(format!(
+                        "P: no library, no parking; the machine's bound for this dataflow; {}",
+                        per_reader(&used, setup.len)
+                    )),
             );
         }
         // Ratios to streamcache (same storage class, same N).
