@@ -384,15 +384,28 @@ impl StreamCache {
 
     /// Spins (then yields) for a few microseconds while the target is close to arriving: a
     /// reader that keeps pace with the filler would otherwise park and be woken on every chunk.
-    /// Bounded: after crossbeam's backoff completes, the caller parks.
+    /// Bounded: after crossbeam's backoff completes, it goes on yielding only while the filler
+    /// publishes often enough for the next bytes to be due within the pace's budget (at most
+    /// `pace::MAX_SPIN`); then the caller parks.
     #[inline]
     fn spin_for(&self, target: u64) {
+        let shared = self.shared();
         let backoff = crossbeam::utils::Backoff::new();
         while self.available() < target && !backoff.is_completed() {
-            if !self.shared().mark.is_filling() {
+            if !shared.mark.is_filling() {
                 return;
             }
             backoff.snooze();
+        }
+        if self.available() >= target {
+            return;
+        }
+        let Some(budget) = shared.pace.spin_budget() else {
+            return;
+        };
+        let deadline = Instant::now() + budget;
+        while self.available() < target && shared.mark.is_filling() && Instant::now() < deadline {
+            std::thread::yield_now();
         }
     }
 

@@ -8,6 +8,7 @@ use std::any::Any;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Runs on the filler thread until the stream is over, then records how it ended. The source
 /// is made here (by `open`) so that it is only ever touched by this thread.
@@ -59,6 +60,7 @@ struct Filler<'a, S> {
 impl<S: Source> Filler<'_, S> {
     fn fill(&mut self) -> io::Result<()> {
         let settings = &self.shared.settings;
+        let mut published = Instant::now();
         loop {
             let pos = self.writer.pos();
             let room = match settings.max_len {
@@ -78,6 +80,9 @@ impl<S: Source> Filler<'_, S> {
                 return Ok(());
             }
             self.shared.mark.publish(self.writer.pos());
+            let now = Instant::now();
+            self.shared.pace.record(now - published);
+            published = now;
         }
     }
 

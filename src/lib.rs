@@ -7,7 +7,9 @@
 //! cloneable handles: [`slice`](StreamCache::slice) and [`bytes`](StreamCache::bytes) hand out the
 //! stored bytes themselves, [`read_at`](StreamCache::read_at) copies, and a [`Reader`] is a
 //! `Read + BufRead + Seek` cursor. A read of bytes that have not arrived yet waits for exactly
-//! those bytes, parked (no spinning), and is woken as soon as they are there.
+//! those bytes, parked, and is woken as soon as they are there (a reader that keeps pace with
+//! a fast source first yields for a few microseconds, at most 50, when the next bytes are due
+//! sooner than a park and a wake-up would take).
 //!
 //! ```
 //! use std::io::Read;
@@ -415,6 +417,7 @@ mod builder;
 mod cache;
 mod cancel;
 mod filler;
+mod pace;
 mod range;
 mod ranged;
 mod ranges;

@@ -1,6 +1,7 @@
 //! The state every handle, every `Bytes` and the filler share.
 
 use crate::cancel::Cancel;
+use crate::pace::Pace;
 use crate::ranged::{OpenRange, Ranged};
 use crate::settings::Settings;
 use crate::storage::{Fixed, Storage};
@@ -19,6 +20,8 @@ pub(crate) struct Shared {
     pub(crate) cancel: Cancel,
     /// A ranged source's storage, `open` and fetches (`Builder::spawn_ranged`).
     pub(crate) ranged: Option<Ranged>,
+    /// How often the filler publishes: how long a reader that caught up spins.
+    pub(crate) pace: Pace,
 }
 
 impl Shared {
@@ -29,6 +32,7 @@ impl Shared {
             settings,
             cancel: Cancel::default(),
             ranged: None,
+            pace: Pace::default(),
         }
     }
 
