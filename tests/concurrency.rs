@@ -1,6 +1,6 @@
 //! Many threads against one filling stream: every byte each of them sees is the right one
-//! (invariants 1 and 2), every parked reader is woken (invariant 3), and slices handed out
-//! before the spill stay valid and unchanged after it (invariant 1).
+//! (invariants 1 and 2), every parked reader is woken and none busy-waits (invariant 3), and
+//! slices handed out before the spill stay valid and unchanged after it (invariant 1).
 
 mod common;
 
@@ -382,4 +382,55 @@ fn slices_taken_while_filling_stay_valid_after_the_spill() {
 
     let kept = no_hang("the collector", move || collector.join().unwrap());
     assert!(kept >= 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// No busy wait (invariant 3)
+// ---------------------------------------------------------------------------------------------
+
+/// This thread's CPU time (user and system).
+#[cfg(target_os = "linux")]
+fn thread_cpu() -> Duration {
+    // SAFETY: `getrusage` only writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid `who` and out-pointer.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) }, 0);
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(ru.ru_utime) + time(ru.ru_stime)
+}
+
+/// A reader that kept pace with a fast filler may yield for a few microseconds before it
+/// parks; when the source then stalls, it parks all the same, and burns no CPU while it waits.
+#[test]
+#[cfg(target_os = "linux")]
+#[cfg_attr(miri, ignore = "getrusage is not supported under miri")]
+fn a_reader_waiting_on_a_stalled_source_burns_no_cpu() {
+    const PIECE: u64 = 4 * KIB;
+    const FAST: u64 = 256 * PIECE;
+    let stall = Duration::from_millis(300);
+    let (tx, rx) = mpsc::channel::<io::Result<Vec<u8>>>();
+    // Published as fast as the filler goes: the filler's pace earns a reader a short spin.
+    feed(&tx, 0, FAST, PIECE);
+    let cache = StreamCache::builder().spawn_chunks(rx).unwrap();
+    let c = cache.clone();
+    let waiter = thread::spawn(move || {
+        let mut reader = c.reader();
+        let mut fast = vec![0u8; FAST as usize];
+        reader.read_exact(&mut fast).unwrap();
+        assert_pattern(0, &fast, "the fast part");
+        // The source stalls here: this read waits for the stall's whole length.
+        let before = thread_cpu();
+        let mut next = [0u8; 1];
+        reader.read_exact(&mut next).unwrap();
+        (thread_cpu() - before, next[0])
+    });
+    thread::sleep(stall);
+    feed(&tx, FAST, FAST + PIECE, PIECE);
+    drop(tx);
+    let (cpu, byte) = no_hang("the waiter", move || waiter.join().unwrap());
+    assert_eq!(byte, pattern(FAST, FAST + 1)[0]);
+    assert!(
+        cpu < stall / 4,
+        "the reader used {cpu:?} of CPU while the source stalled for {stall:?}: it spun"
+    );
 }
