@@ -206,36 +206,40 @@ pub fn bare_pipeline(setup: &Setup, readers: usize, class: Class) -> io::Result<
     let mark = AtomicUsize::new(0);
     let mark = &mark;
     let results = thread::scope(|scope| {
-        let folders: Vec<_> = (0..readers)
+        let folders = (0..readers)
             .map(|_| {
-                scope.spawn(move || {
-                    ThreadUsage::of(|| {
-                        let (mut pos, mut sum, mut idle) = (0usize, 0u64, 0u32);
-                        while pos < len {
-                            let end = mark.load(Ordering::Acquire);
-                            if end == pos {
-                                idle += 1;
-                                if idle < 64 {
-                                    std::hint::spin_loop();
-                                } else {
-                                    thread::yield_now();
+                // Named, so that a profile tells P's readers apart (scripts/profile-a).
+                thread::Builder::new()
+                    .name("p-reader".to_owned())
+                    .spawn_scoped(scope, move || {
+                        ThreadUsage::of(|| {
+                            let (mut pos, mut sum, mut idle) = (0usize, 0u64, 0u32);
+                            while pos < len {
+                                let end = mark.load(Ordering::Acquire);
+                                if end == pos {
+                                    idle += 1;
+                                    if idle < 64 {
+                                        std::hint::spin_loop();
+                                    } else {
+                                        thread::yield_now();
+                                    }
+                                    continue;
                                 }
-                                continue;
+                                idle = 0;
+                                // SAFETY: `[pos, end)` is below the published mark: written, never
+                                // written again, and the mapping outlives this scope.
+                                let bytes = unsafe {
+                                    std::slice::from_raw_parts(base.at(pos).cast_const(), end - pos)
+                                };
+                                sum = fold(sum, bytes);
+                                pos = end;
                             }
-                            idle = 0;
-                            // SAFETY: `[pos, end)` is below the published mark: written, never
-                            // written again, and the mapping outlives this scope.
-                            let bytes = unsafe {
-                                std::slice::from_raw_parts(base.at(pos).cast_const(), end - pos)
-                            };
-                            sum = fold(sum, bytes);
-                            pos = end;
-                        }
-                        sum
+                            sum
+                        })
                     })
-                })
             })
-            .collect();
+            .collect::<io::Result<Vec<_>>>()
+            .expect("spawn P's readers (only fails when the machine is out of threads)");
         let mut source = Generator::new(setup.len);
         let mut buffer = vec![0u8; CHUNK];
         let mut pos = 0;

@@ -58,14 +58,18 @@ impl Run {
     }
 }
 
-/// A reader thread running `fold`, which returns its checksum, measured.
+/// A reader thread running `fold`, which returns its checksum, measured. Named `reader`, so
+/// that a profile tells it apart (scripts/profile-a).
 pub(crate) fn spawn_reader(
     fold: impl FnOnce() -> io::Result<u64> + Send + 'static,
 ) -> thread::JoinHandle<io::Result<(u64, ThreadUsage)>> {
-    thread::spawn(move || {
-        let (sum, used) = ThreadUsage::of(fold);
-        Ok((sum?, used))
-    })
+    thread::Builder::new()
+        .name("reader".to_owned())
+        .spawn(move || {
+            let (sum, used) = ThreadUsage::of(fold);
+            Ok((sum?, used))
+        })
+        .expect("spawn a reader thread")
 }
 
 /// The readers' checksums and usage, in a `Run` that took `elapsed`.
