@@ -116,7 +116,9 @@ impl Builder {
     }
 
     /// The largest single read from the source (default 64 KiB). Every read asks for at most
-    /// this many bytes, never 0. [`spawn`](Self::spawn) refuses 0.
+    /// this many bytes, never 0. [`spawn`](Self::spawn) refuses 0. Past `memory_limit`, a read
+    /// asks for at most 1 MiB whatever this says: the filler reads those bytes into a buffer of
+    /// its own before it writes them to the spill file, and that buffer stays small.
     ///
     /// # Examples
     ///

@@ -52,6 +52,10 @@ const MIN_RESERVE_STEP: u64 = 256 << 20;
 /// The largest step: reserving far more than the stream needs wastes disk.
 const MAX_RESERVE_STEP: u64 = 1 << 30;
 
+/// The largest read past the arena, whatever `chunk_size`: the filler's buffer for it is
+/// anonymous memory beyond `memory_limit`, and must stay a small constant (invariant 7).
+const MAX_SPILL_READ: usize = 1 << 20;
+
 /// Below this, an arena that cannot be mapped is an error rather than a smaller arena.
 const MIN_ARENA: usize = 1 << 20;
 
@@ -154,7 +158,8 @@ impl Writer {
 
     /// Reads the next bytes with `read` (given room for at most `want` > 0 bytes) and stores
     /// them at `pos`; returns how many it read, 0 at the end of the source. It may offer less
-    /// room than `want` (at the end of the arena), never none.
+    /// room than `want` (at the end of the arena, or past it more than `MAX_SPILL_READ`),
+    /// never none.
     ///
     /// In the arena, `read` writes straight into the storage, above every published mark, where
     /// no reader can hold a reference (invariant 2). Past it, `read` writes into the writer's
@@ -182,7 +187,11 @@ impl Writer {
                 read(region)?
             }
             None => {
-                self.buffer.resize(want, 0);
+                // A large `chunk_size` must not make a large buffer (invariant 7).
+                let want = want.min(MAX_SPILL_READ);
+                if self.buffer.len() < want {
+                    self.buffer.resize(want, 0);
+                }
                 let n = read(&mut self.buffer[..want])?;
                 if n > 0 {
                     let end = self.pos.checked_add(n as u64).ok_or_else(too_long)?;

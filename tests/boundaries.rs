@@ -7,6 +7,8 @@ mod common;
 use common::source::PatternSource;
 use common::{channel, chunks_of, finishes, pattern, spill_dir, spilling};
 use std::io::{self, BufRead, ErrorKind, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 use streamcache::{Status, StreamCache};
 
@@ -413,4 +415,55 @@ fn max_len_around_the_memory_limit() {
             assert_eq!(cache.slice(..max as u64).unwrap(), &data[..max]);
         }
     }
+}
+
+/// A `Read` over `data` that records the largest buffer it was asked to fill at or past
+/// `from`.
+struct RecordingSource {
+    data: Vec<u8>,
+    pos: usize,
+    from: usize,
+    largest: Arc<AtomicUsize>,
+}
+
+impl Read for RecordingSource {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.from {
+            self.largest.fetch_max(buf.len(), Ordering::Relaxed);
+        }
+        let n = buf.len().min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Past the arena, the filler reads into a buffer of its own before it writes to the spill
+/// file: a huge `chunk_size` must not make that buffer huge (invariant 7). Reads there ask for
+/// at most 1 MiB; every byte still arrives.
+#[test]
+#[cfg_attr(miri, ignore = "spills to a file mapping")]
+fn a_huge_chunk_size_reads_at_most_a_mib_at_a_time_past_the_memory_limit() {
+    const MIB: usize = 1 << 20;
+    let dir = spill_dir();
+    let data = pattern(6 * MIB + 3);
+    let largest = Arc::new(AtomicUsize::new(0));
+    let source = RecordingSource {
+        data: data.clone(),
+        pos: 0,
+        from: MIB,
+        largest: largest.clone(),
+    };
+    let cache = spilling(MIB, dir.path())
+        .chunk_size(64 * MIB)
+        .spawn(source)
+        .unwrap();
+    let c = cache.clone();
+    finishes(move || c.wait_complete()).unwrap();
+    assert_eq!(cache.slice(..).unwrap(), &data[..]);
+    let largest = largest.load(Ordering::Relaxed);
+    assert!(
+        largest > 0 && largest <= MIB,
+        "a read past the memory limit asked for {largest} bytes"
+    );
 }
