@@ -20,7 +20,8 @@ const SPIN_INTERVALS: u32 = 2;
 #[derive(Debug, Default)]
 pub(crate) struct Pace {
     /// Nanoseconds, an exponential moving average over about 8 publishes; 0 before the first.
-    /// Only ever a hint: Relaxed, and a stale or torn view costs at most one early park.
+    /// Written by the filler alone; only ever a hint, so Relaxed: a stale value costs at most
+    /// one early park, or one short spin.
     interval_ns: AtomicU64,
 }
 

@@ -3,9 +3,10 @@
 //!
 //! [`Storage`] is the shared, read side: the base address of the newest region, and every region
 //! ever installed, kept mapped until the storage itself is dropped (invariant 1). [`Writer`] is the
-//! filler's side: it alone decides where the next bytes go, reserves file space before anything
-//! is written through the mapping (invariant 5), and hands out raw regions at or above the mark
-//! (invariant 2).
+//! filler's side: it alone decides where the next bytes go, lets the source write them through a
+//! raw region of the arena at or above the mark (invariant 2), or past the arena `pwrite`s them
+//! to the file, whose space it reserves first (invariant 5). Readers read the file through the
+//! mapping, which shares the page cache with `pwrite`.
 
 use crate::settings::Settings;
 use crate::sync::Mutex;
