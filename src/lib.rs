@@ -322,10 +322,11 @@
 //!
 //! * **Published bytes never change and never move.** The filler is the only writer (a ranged
 //!   source's fetches each write only bytes they claimed) and writes only at or above the
-//!   published mark: through a raw pointer into the memory arena, and past
-//!   it with `pwrite` into the spill file, whose mapping readers read (the mapping and `pwrite`
-//!   share the page cache); readers only ever build slices below the mark. The mark is stored with `Release` after the bytes are written and loaded with
-//!   `Acquire` before a slice is made, so a reader sees the bytes the mark promises.
+//!   published mark: through a raw pointer into the memory arena, and past it with `pwrite`
+//!   into the spill file, whose mapping readers read (the mapping and `pwrite` share the page
+//!   cache); readers only ever build slices below the mark. The mark is stored with `Release`
+//!   after the bytes are written and loaded with `Acquire` before a slice is made, so a reader
+//!   sees the bytes the mark promises.
 //! * **Slices stay valid.** The whole stream `[0, len)` is one contiguous range of the newest
 //!   mapping. When the spill file outgrows its mapping, a larger mapping is added and the older
 //!   ones stay mapped until the storage itself drops, so a slice borrowed from a handle stays
