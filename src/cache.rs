@@ -289,9 +289,7 @@ impl StreamCache {
     /// `end`: at once when its length is known (a ranged source), so that a range past the end
     /// neither waits nor fetches, and is past the end whatever happens to the bytes before it.
     fn wait_whole(&self, start: u64, end: u64) -> io::Result<()> {
-        if let Some(len) = self.shared().mark.known_len().filter(|&len| end > len) {
-            return Err(past_end(start, end, len));
-        }
+        within_known_len(self.shared(), start, end)?;
         let run_end = self.wait_run(start, end)?;
         if run_end < end {
             return Err(past_end(start, end, run_end));
@@ -485,10 +483,8 @@ impl StreamCache {
             let span = span?;
             let shared = cache.shared();
             let known_len = shared.mark.known_len();
-            if let (Some(end), Some(len)) = (span.end, known_len) {
-                if end > len {
-                    return Err(past_end(span.start, end, len)); // As `slice`: at once.
-                }
+            if let Some(end) = span.end {
+                within_known_len(shared, span.start, end)?; // As `slice`: at once.
             }
             let target = span.end.or(known_len).unwrap_or(u64::MAX);
             // On a ranged stream, fetch what is missing, part by part, as the blocking waits do.
@@ -724,6 +720,15 @@ fn check_len(offset: u64, len: usize) -> io::Result<()> {
         None => Err(invalid_input(format!(
             "offset {offset} + length {len} overflows u64"
         ))),
+    }
+}
+
+/// `UnexpectedEof` for a range that ends past a known length (a ranged source): it will never
+/// be present, whatever happens to the bytes before it, so there is nothing to wait for.
+fn within_known_len(shared: &Shared, start: u64, end: u64) -> io::Result<()> {
+    match shared.mark.known_len() {
+        Some(len) if end > len => Err(past_end(start, end, len)),
+        _ => Ok(()),
     }
 }
 
