@@ -9,9 +9,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::io;
-use std::thread;
 use std::time::{Duration, Instant};
-use streamcache_benches::{expected_sum, fold_bufread, stream_group, Setup};
+use streamcache_benches::{expected_sum, stream_group, Contender, Setup};
 
 const LEN: u64 = 256 << 20;
 const READERS: usize = 4;
@@ -30,26 +29,11 @@ fn check(sums: &[u64]) {
     );
 }
 
-/// 4 threads, `BufRead::fill_buf`.
+/// 4 threads, `BufRead::fill_buf`: workload (a)'s streamcache (memory) row.
 fn threads(setup: &Setup) -> io::Result<Duration> {
-    let start = Instant::now();
-    let cache = cache(setup)?;
-    let handles: Vec<_> = (0..READERS)
-        .map(|_| {
-            let reader = cache.reader();
-            thread::spawn(move || fold_bufread(reader))
-        })
-        .collect();
-    let sums = handles
-        .into_iter()
-        .map(|h| {
-            h.join()
-                .map_err(|_| io::Error::other("a reader panicked"))?
-        })
-        .collect::<io::Result<Vec<u64>>>()?;
-    let elapsed = start.elapsed();
-    check(&sums);
-    Ok(elapsed)
+    let run = streamcache_benches::sequential(Contender::StreamcacheMem, setup, READERS)?;
+    run.check(setup.len)?;
+    Ok(run.elapsed)
 }
 
 /// 4 tokio tasks, `AsyncBufRead::fill_buf`.

@@ -7,8 +7,6 @@ mod common;
 use common::source::PatternSource;
 use common::{channel, chunks_of, finishes, pattern, spill_dir, spilling};
 use std::io::{self, BufRead, ErrorKind, Read};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::thread;
 use streamcache::{Status, StreamCache};
 
@@ -417,27 +415,6 @@ fn max_len_around_the_memory_limit() {
     }
 }
 
-/// A `Read` over `data` that records the largest buffer it was asked to fill at or past
-/// `from`.
-struct RecordingSource {
-    data: Vec<u8>,
-    pos: usize,
-    from: usize,
-    largest: Arc<AtomicUsize>,
-}
-
-impl Read for RecordingSource {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos >= self.from {
-            self.largest.fetch_max(buf.len(), Ordering::Relaxed);
-        }
-        let n = buf.len().min(self.data.len() - self.pos);
-        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 /// Past the arena, the filler reads into a buffer of its own before it writes to the spill
 /// file: a huge `chunk_size` must not make that buffer huge (invariant 7). Reads there ask for
 /// at most 1 MiB; every byte still arrives.
@@ -446,24 +423,19 @@ impl Read for RecordingSource {
 fn a_huge_chunk_size_reads_at_most_a_mib_at_a_time_past_the_memory_limit() {
     const MIB: usize = 1 << 20;
     let dir = spill_dir();
-    let data = pattern(6 * MIB + 3);
-    let largest = Arc::new(AtomicUsize::new(0));
-    let source = RecordingSource {
-        data: data.clone(),
-        pos: 0,
-        from: MIB,
-        largest: largest.clone(),
-    };
+    let source = PatternSource::new(6 * MIB as u64 + 3);
+    let log = source.log();
     let cache = spilling(MIB, dir.path())
         .chunk_size(64 * MIB)
         .spawn(source)
         .unwrap();
     let c = cache.clone();
     finishes(move || c.wait_complete()).unwrap();
-    assert_eq!(cache.slice(..).unwrap(), &data[..]);
-    let largest = largest.load(Ordering::Relaxed);
+    assert_eq!(cache.slice(..).unwrap(), &pattern(6 * MIB + 3)[..]);
+    let asked = log.lock().unwrap().asked.clone();
+    assert!(asked.len() > 2, "the stream spilled: {asked:?}");
     assert!(
-        largest > 0 && largest <= MIB,
-        "a read past the memory limit asked for {largest} bytes"
+        asked.iter().all(|&n| n <= MIB),
+        "a read asked for more than 1 MiB: {asked:?}"
     );
 }

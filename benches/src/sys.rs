@@ -84,15 +84,14 @@ pub struct ThreadUsage {
 }
 
 impl ThreadUsage {
-    /// This thread's use so far (`getrusage(RUSAGE_THREAD)`).
+    /// This thread's use so far: [`thread_cpu_time`], and `getrusage(RUSAGE_THREAD)`'s counts.
     pub fn now() -> ThreadUsage {
         // SAFETY: `getrusage` only writes into the zeroed struct we pass.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: a valid `who` and out-pointer; RUSAGE_THREAD cannot fail on Linux.
         unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-        let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
         ThreadUsage {
-            cpu: time(ru.ru_utime) + time(ru.ru_stime),
+            cpu: thread_cpu_time(),
             minor_faults: ru.ru_minflt as u64,
             switches: ru.ru_nvcsw as u64,
         }

@@ -257,7 +257,7 @@ pub(crate) fn sequential(
         .into_iter()
         .filter(|&class| opts.contenders.contains(&sc_of(class)))
         .collect();
-    let mut bare: Vec<(Class, usize, Duration, ThreadUsage)> = Vec::new();
+    let mut bare: Vec<(Class, usize, Timed)> = Vec::new();
     for rep in 0..opts.reps {
         if rep > 0 {
             lim.refresh(opts, setup)?;
@@ -277,8 +277,8 @@ pub(crate) fn sequential(
                     .iter_mut()
                     .find(|(bc, bn, ..)| *bc == class && *bn == n)
                 {
-                    None => bare.push((class, n, run.elapsed, used)),
-                    Some((_, _, b, u)) if run.elapsed < *b => (*b, *u) = (run.elapsed, used),
+                    None => bare.push((class, n, (run.elapsed, used))),
+                    Some((_, _, b)) if run.elapsed < b.0 => *b = (run.elapsed, used),
                     Some(_) => {}
                 }
             }
@@ -339,7 +339,7 @@ pub(crate) fn sequential(
             let (limit, name) = lim.for_readers(class, n, cores);
             report.rows.push(row.limit(name, limit));
         }
-        for &(class, _, d, used) in bare.iter().filter(|(_, bn, ..)| *bn == n) {
+        for &(class, _, (d, used)) in bare.iter().filter(|(_, bn, _)| *bn == n) {
             let p = setup.len as f64 / d.as_secs_f64();
             let (limit, name) = lim.for_readers(class, n, cores);
             report.rows.push(
