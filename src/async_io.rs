@@ -101,11 +101,9 @@ impl Reader {
 
     /// `seek` without blocking: only `SeekFrom::End` can wait (for the end of the stream).
     fn poll_seek_to(&mut self, cx: &mut Context<'_>, to: SeekFrom) -> Poll<io::Result<u64>> {
-        let len = match to {
-            SeekFrom::End(_) if self.cache.shared().mark.known_len().is_some() => {
-                self.cache.shared().mark.known_len().unwrap_or_default()
-            }
-            SeekFrom::End(_) => match self.poll_wait(cx, 0, u64::MAX) {
+        let len = match (to, self.cache.known_len()) {
+            (SeekFrom::End(_), Some(len)) => len,
+            (SeekFrom::End(_), None) => match self.poll_wait(cx, 0, u64::MAX) {
                 Poll::Ready(Ok(len)) => len,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,

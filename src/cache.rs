@@ -214,7 +214,7 @@ impl StreamCache {
 
     /// The stream's length: known at once for a ranged source, else at the end of the stream.
     pub(crate) fn final_len(&self) -> io::Result<u64> {
-        match self.shared().mark.known_len() {
+        match self.known_len() {
             Some(len) => Ok(len),
             None => self.wait_complete(),
         }
@@ -325,7 +325,7 @@ impl StreamCache {
         let span = Span::new(&range).ok()?;
         let end = match span.end {
             Some(end) => end,
-            None => self.len().or(self.shared().mark.known_len())?,
+            None => self.known_len()?,
         };
         self.shared().published(span.start, end)
     }
@@ -649,6 +649,39 @@ impl StreamCache {
             Status::Complete { len } => Some(len),
             _ => None,
         }
+    }
+
+    /// The stream's length as soon as it is known, without waiting: from the start for a
+    /// ranged source ([`Builder::spawn_ranged`], a URL answered with `206`), once it is
+    /// complete for any other source; `None` before then.
+    ///
+    /// This is what [`Reader`]'s `SeekFrom::End` uses: a reader that looks at the end first
+    /// (a zip's central directory, a footer) seeks there at once over a ranged source. Unlike
+    /// [`len`](Self::len), it stays `Some` for a ranged source after a failure: the length
+    /// was given, and reads past it are the end whatever failed before.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Cursor;
+    /// use streamcache::StreamCache;
+    ///
+    /// let data = b"0123456789".to_vec();
+    /// let ranged = StreamCache::builder().spawn_ranged(10, move |r: std::ops::Range<u64>| {
+    ///     Ok(Cursor::new(data[r.start as usize..r.end as usize].to_vec()))
+    /// })?;
+    /// assert_eq!(ranged.known_len(), Some(10)); // at once: given to spawn_ranged
+    ///
+    /// let plain = StreamCache::new(&b"hello"[..])?;
+    /// plain.wait_complete()?;
+    /// assert_eq!(plain.known_len(), Some(5)); // a plain source's, once it ended
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// [`Builder::spawn_ranged`]: crate::Builder::spawn_ranged
+    /// [`Reader`]: crate::Reader
+    pub fn known_len(&self) -> Option<u64> {
+        self.shared().mark.known_len().or_else(|| self.len())
     }
 
     /// True once the stream has ended and its length is known (not after a failure).

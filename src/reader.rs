@@ -9,15 +9,17 @@ use std::io::{self, BufRead, Read, Seek, SeekFrom};
 ///
 /// [`fill_buf`](BufRead::fill_buf) hands out the cache's own memory (no copy): everything
 /// available from the cursor on. Seeking past the end is allowed (reads then return 0);
-/// [`SeekFrom::End`] waits for the end of the stream. Clones have their own cursor.
+/// [`SeekFrom::End`] seeks at once when the length is known
+/// ([`StreamCache::known_len`]: a ranged source), and otherwise waits for the end of the
+/// stream. Clones have their own cursor.
 ///
 /// With the `tokio` or `futures-io` feature, `Reader` also implements that crate's
 /// `AsyncRead`, `AsyncBufRead` and `AsyncSeek`: waiting registers the task's waker instead of
 /// blocking a thread. `Reader` is `Unpin`, and a cancelled read moves no cursor. Only a seek
-/// from the end can wait (for the end of the stream); if its future is dropped first, the
-/// cursor stays where it was and a later read simply reads from there. With tokio, a seek
-/// whose future was dropped stays submitted until the next read, as tokio's `AsyncSeek`
-/// contract has it: a `seek` or `stream_position` in between completes it first.
+/// from the end can wait (for the end of a stream whose length is not known); if its future
+/// is dropped first, the cursor stays where it was and a later read simply reads from there.
+/// With tokio, a seek whose future was dropped stays submitted until the next read, as tokio's
+/// `AsyncSeek` contract has it: a `seek` or `stream_position` in between completes it first.
 ///
 /// # Examples
 ///

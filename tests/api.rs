@@ -222,6 +222,38 @@ fn spawn_chunks_error_fails_at_its_offset() {
     assert!(!cache.is_complete());
 }
 
+/// A plain source's length is known only once it has ended: `known_len` is `None` while it
+/// fills (a `SeekFrom::End` must wait) and after a failure, and the length once complete.
+#[test]
+fn known_len_of_a_plain_source_comes_with_its_end() {
+    let (tx, rx) = channel();
+    let cache = StreamCache::builder()
+        .expected_len(6) // a hint, not a known length
+        .spawn_chunks(rx)
+        .unwrap();
+    tx.send(Ok(b"abc".to_vec())).unwrap();
+    cache.wait_for(3).unwrap();
+    assert_eq!(cache.known_len(), None, "while filling");
+    tx.send(Ok(b"def".to_vec())).unwrap();
+    drop(tx);
+    assert_eq!(cache.wait_complete().unwrap(), 6);
+    assert_eq!(cache.known_len(), Some(6));
+    assert_eq!(cache.known_len(), cache.len());
+
+    let failed = StreamCache::builder()
+        .spawn_chunks(vec![
+            Ok(b"abc".to_vec()),
+            Err(io::Error::new(ErrorKind::ConnectionReset, "gone")),
+        ])
+        .unwrap();
+    assert!(failed.wait_complete().is_err());
+    assert_eq!(
+        failed.known_len(),
+        None,
+        "a failed plain source never knew its length"
+    );
+}
+
 /// On a failed stream, everything before the failure reads normally and everything that needs
 /// a byte at or past it gets the source's error (DESIGN: edge cases, invariant 8).
 #[test]

@@ -58,6 +58,11 @@ fn a_range_server_makes_a_ranged_source_of_the_content_range_length() {
         Some(LEN as u64),
         "from the Content-Range"
     );
+    assert_eq!(
+        cache.known_len(),
+        Some(LEN as u64),
+        "known from the first answer"
+    );
     readers_read_it_all(&cache, 3, LEN, "ranged download");
     // One request, the first: `bytes=0-`, no If-Range, identity encoding.
     let requests = server.requests();
@@ -144,7 +149,15 @@ fn a_server_that_ignores_range_gives_a_plain_stream() {
     let server = Server::start(move |_| Answer::new(200, body.clone()).header("ETag", ETAG));
     let cache = spawn(builder(), server.url("/data")).expect("spawn_url");
     assert_eq!(cache.expected_len(), Some(LEN as u64), "the Content-Length");
+    // A Content-Length is a hint: the length is known only once the stream ended.
+    if cache.known_len().is_some() {
+        assert!(
+            cache.is_complete(),
+            "a plain stream's length before its end"
+        );
+    }
     let (data, result) = read_all(&cache);
+    assert_eq!(cache.known_len(), Some(LEN as u64));
     result.expect("a plain download");
     assert_eq!(data.len(), LEN);
     assert_intact(&data, "plain download");

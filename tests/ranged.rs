@@ -515,6 +515,7 @@ fn seek_from_the_end_does_not_wait_for_the_end() {
     assert_eq!(pos, len - 10);
     assert_eq!(tail, &source.data[(len - 10) as usize..]);
     assert_eq!(cache.len(), None, "len() waits for every byte");
+    assert_eq!(cache.known_len(), Some(len), "known_len() does not");
     source.fill_gate.open();
 }
 

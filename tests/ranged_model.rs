@@ -22,6 +22,7 @@ enum Op {
     SeekRead(u64, usize),
     SeekEndRead(u64, usize),
     Present,
+    KnownLen,
 }
 
 fn op(len: u64) -> impl Strategy<Value = Op> {
@@ -32,6 +33,7 @@ fn op(len: u64) -> impl Strategy<Value = Op> {
         (at.clone(), 1usize..20_000).prop_map(|(a, n)| Op::SeekRead(a, n)),
         (0..len + 1, 1usize..5_000).prop_map(|(back, n)| Op::SeekEndRead(back, n)),
         Just(Op::Present),
+        Just(Op::KnownLen),
     ]
 }
 
@@ -131,6 +133,7 @@ fn run(case: Case) {
             Ok(Cursor::new(bytes))
         })
         .unwrap();
+    assert_eq!(cache.known_len(), Some(case.len), "known at once");
     let workers: Vec<_> = case
         .threads
         .iter()
@@ -174,6 +177,8 @@ fn run(case: Case) {
                                 Err(e) => check_error(&case, &e, &what),
                             }
                         }
+                        // Known from the start, whatever the fill and fetches did since.
+                        Op::KnownLen => assert_eq!(cache.known_len(), Some(case.len), "{what}"),
                         Op::Present => {
                             let present = cache.present();
                             for w in present.windows(2) {
@@ -195,6 +200,7 @@ fn run(case: Case) {
     match cache.wait_complete() {
         Ok(len) => {
             assert_eq!(len, case.len);
+            assert_eq!(cache.len(), Some(len), "len() once complete");
             check(
                 &case,
                 &data,
@@ -205,6 +211,8 @@ fn run(case: Case) {
         }
         Err(e) => check_error(&case, &e, "the end"),
     }
+    // Never disagrees with the final length, complete or failed.
+    assert_eq!(cache.known_len(), Some(case.len), "known_len() at the end");
 }
 
 proptest! {
