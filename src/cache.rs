@@ -181,6 +181,9 @@ impl StreamCache {
         if buf.is_empty() {
             return Ok(0);
         }
+        // The caller wants all of `buf`: a ranged source fetches it in parallel spans now,
+        // though this call returns once its first bytes are there.
+        crate::ranged::prefetch(self.shared(), offset, offset + buf.len() as u64);
         let run_end = self.wait_run(offset, offset + 1)?;
         if run_end <= offset {
             return Ok(0);
@@ -352,6 +355,46 @@ impl StreamCache {
     pub fn bytes(&self, range: impl RangeBounds<u64>) -> io::Result<Bytes> {
         let slice = self.slice(range)?;
         Ok(crate::zero_copy::share(&self.handle.shared, slice))
+    }
+
+    /// Asks for the missing bytes of `range` to be fetched now, without waiting for them: on a
+    /// ranged source ([`Builder::spawn_ranged`], a URL answered with `206`), the parts of it
+    /// at least `fetch_ahead` past [`available`](Self::available) start as on-demand fetches,
+    /// up to `max_fetches` spans at once (a later call, or a read there, asks for the rest).
+    /// On any other source, and for bytes present or being fetched, it does nothing.
+    ///
+    /// Reads do this themselves for the range they are asked for (`read_at`'s whole buffer,
+    /// `slice`, `bytes`); call it to have a range on its way before reading it, such as the
+    /// next entry of an archive while this one is parsed.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an inverted range (`5..2`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Cursor;
+    /// use streamcache::StreamCache;
+    ///
+    /// let data: Vec<u8> = (0..=255).cycle().take(1 << 20).collect();
+    /// let source = data.clone();
+    /// let cache = StreamCache::builder()
+    ///     .fetch_ahead(4096)
+    ///     .spawn_ranged(data.len() as u64, move |r: std::ops::Range<u64>| {
+    ///         Ok(Cursor::new(source[r.start as usize..r.end as usize].to_vec()))
+    ///     })?;
+    /// cache.prefetch(900_000..)?; // on its way; returns at once
+    /// assert_eq!(cache.slice(900_000..900_010)?, &data[900_000..900_010]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// [`Builder::spawn_ranged`]: crate::Builder::spawn_ranged
+    pub fn prefetch(&self, range: impl RangeBounds<u64>) -> io::Result<()> {
+        let span = Span::new(&range)?;
+        let end = span.end.or(self.known_len()).unwrap_or(u64::MAX);
+        crate::ranged::prefetch(self.shared(), span.start, end);
+        Ok(())
     }
 
     /// Waits until `offset` bytes are available or the stream has ended, and returns how many

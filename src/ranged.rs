@@ -119,6 +119,31 @@ pub(crate) fn request(shared: &Arc<Shared>, offset: u64) {
     }
 }
 
+/// A reader will need all of `[start, end)`: asks for fetches of its missing parts now, as
+/// [`request`] would for each, so that a long read far ahead is brought by up to
+/// `max_fetches` transfers at once instead of one span after another. Asks for at most
+/// `max_fetches` spans per call: a reader going on asks again for the next ones.
+pub(crate) fn prefetch(shared: &Arc<Shared>, start: u64, end: u64) {
+    let Some(ranged) = &shared.ranged else { return };
+    let fetch = shared.settings.fetch;
+    let end = end.min(ranged.fixed.len());
+    if end <= shared.mark.available() {
+        return; // In the prefix: no lock (a read keeping pace).
+    }
+    let mut at = start;
+    for _ in 0..fetch.max_fetches {
+        let Some(missing) = shared.mark.first_missing(at, end) else {
+            return;
+        };
+        if let Some(claim_end) = shared.mark.claimed_until(missing) {
+            at = claim_end; // Being fetched (or filled): not one of this call's asks.
+            continue;
+        }
+        request(shared, missing);
+        at = missing.saturating_add(fetch.fetch_span);
+    }
+}
+
 /// A fetch thread: fetches `first`, then whatever waits in the queue, then ends.
 fn fetch_loop(shared: &Shared, first: u64) {
     let ranged = shared.ranged.as_ref().expect("a ranged stream");

@@ -67,14 +67,15 @@ impl Shared {
 
     /// On a ranged stream, the part of `[start, end)` to wait for next: from its first missing
     /// byte to the end of whatever will bring it (a fetch's claim, else the next byte), after
-    /// asking for a fetch of it. `None` when nothing is missing, or the stream is not ranged.
+    /// asking for fetches of it and of the missing parts after it (up to `max_fetches` at
+    /// once). `None` when nothing is missing, or the stream is not ranged.
     pub(crate) fn next_missing(self: &Arc<Self>, start: u64, end: u64) -> Option<(u64, u64)> {
         self.ranged.as_ref()?;
         if end <= self.mark.available() {
             return None; // In the prefix: no lock, as for any stream (a read keeping pace).
         }
         let missing = self.mark.first_missing(start, end)?;
-        crate::ranged::request(self, missing);
+        crate::ranged::prefetch(self, missing, end);
         let until = self
             .mark
             .claimed_until(missing)

@@ -231,6 +231,72 @@ fn a_read_far_ahead_is_fetched_while_the_fill_waits() {
     assert_eq!(cache.slice(..).unwrap(), &source.data[..]);
 }
 
+/// A long read far ahead (a zip entry, a footer) is fetched by `max_fetches` transfers at
+/// once, not one span after another: `read_at` with a long buffer, `slice`, and `prefetch`.
+/// Every fetch is held at its first byte until all of them have opened, so a read that asked
+/// for its spans one at a time would never see the second one open.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes: too slow under miri (tests/ranged_model.rs runs there)"
+)]
+fn a_long_read_far_ahead_is_fetched_by_parallel_spans() {
+    type Read = fn(&StreamCache, u64, u64) -> io::Result<Vec<u8>>;
+    let reads: [(&str, Read); 3] = [
+        ("read_at", |cache, at, n| {
+            let mut buf = vec![0; n as usize];
+            let got = cache.read_at(at, &mut buf)?;
+            buf.truncate(got);
+            Ok(buf)
+        }),
+        ("slice", |cache, at, n| {
+            cache.slice(at..at + n).map(<[u8]>::to_vec)
+        }),
+        ("prefetch", |cache, at, n| {
+            cache.prefetch(at..at + n)?;
+            cache.slice(at..at + 1).map(<[u8]>::to_vec)
+        }),
+    ];
+    for (what, read) in reads {
+        let source = Source::new(4 << 20).gate_fill(64 * KIB).gate_fetches();
+        let cache = source.spawn(builder().max_fetches(3)).unwrap();
+        let (at, n) = (1 << 20, 1 << 20); // four spans of 256 KiB
+        let reader = {
+            let cache = cache.clone();
+            std::thread::spawn(move || read(&cache, at, n))
+        };
+        // The fill and three fetches, all open before any fetch has sent a byte.
+        eventually(&format!("{what}: three fetches open at once"), || {
+            source.in_flight.load(Ordering::SeqCst) == 4
+        });
+        let fetched: Vec<_> = source
+            .opened()
+            .into_iter()
+            .filter(|r| r.start != 0)
+            .collect();
+        assert_eq!(fetched.len(), 3, "{what}: {fetched:?}");
+        assert!(
+            fetched.iter().all(|r| at <= r.start && r.end <= at + n),
+            "{what}: fetched outside the read: {fetched:?}"
+        );
+        source.fetch_gate.open();
+        let got = no_hang("the read", move || reader.join().unwrap()).unwrap();
+        assert!(!got.is_empty(), "{what}");
+        assert_eq!(
+            got,
+            source.data[at as usize..at as usize + got.len()],
+            "{what}"
+        );
+        assert!(source.most_in_flight.load(Ordering::SeqCst) <= 4, "{what}");
+        source.fill_gate.open();
+        let len = source.len();
+        assert_eq!(
+            no_hang("completion", move || cache.wait_complete()).unwrap(),
+            len
+        );
+    }
+}
+
 #[test]
 #[cfg_attr(
     miri,
