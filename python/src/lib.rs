@@ -112,6 +112,14 @@ fn wait_until(py: Python<'_>, cache: &StreamCache, start: u64, target: u64) -> P
     Ok(wait(py, cache, start, target, None)?.unwrap_or(target))
 }
 
+/// A read that returns once its first bytes are there still wants `size` of them: a ranged
+/// source starts fetching them all now, in parallel spans (a zip entry read in one `read(n)`).
+fn prefetch(cache: &StreamCache, offset: u64, size: u64) -> PyResult<()> {
+    cache
+        .prefetch(offset..end_of(offset, size)?)
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
 /// A new `bytes` of `len` bytes of `cache` from `offset`, all of them available: copied with
 /// the GIL released, into the `bytes` object's own memory (no zero-fill, no second copy).
 fn copy_out<'py>(
@@ -155,6 +163,92 @@ fn spawn_url(py: Python<'_>, builder: Builder, url: &str) -> PyResult<StreamCach
         .map_err(|e| spawn_error(py, e))
 }
 
+/// The settings that apply to a URL source only: `headers` (a mapping of header names to
+/// values, both `str`), and random access on demand (`fetch_ahead`, `fetch_span`,
+/// `max_fetches`), which a server that answers `Range` makes use of.
+#[derive(Default)]
+struct UrlSettings {
+    headers: Vec<(String, String)>,
+    fetch_ahead: Option<u64>,
+    fetch_span: Option<u64>,
+    max_fetches: Option<usize>,
+}
+
+impl UrlSettings {
+    fn new(
+        headers: Option<&Bound<'_, PyAny>>,
+        fetch_ahead: Option<&Bound<'_, PyAny>>,
+        fetch_span: Option<&Bound<'_, PyAny>>,
+        max_fetches: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<UrlSettings> {
+        let mut settings = UrlSettings {
+            fetch_ahead: option(fetch_ahead, "fetch_ahead")?,
+            fetch_span: option(fetch_span, "fetch_span")?,
+            ..UrlSettings::default()
+        };
+        if settings.fetch_span == Some(0) {
+            return Err(PyValueError::new_err("fetch_span must be > 0"));
+        }
+        if let Some(n) = option(max_fetches, "max_fetches")? {
+            settings.max_fetches = Some(
+                usize::try_from(n).map_err(|_| PyValueError::new_err("max_fetches too large"))?,
+            );
+        }
+        if let Some(headers) = headers.filter(|h| !h.is_none()) {
+            // Any mapping (`dict`, `requests`' `CaseInsensitiveDict`, ...): its `items()`.
+            let not_a_mapping = || {
+                PyTypeError::new_err(format!(
+                    "headers must be a mapping of str to str, not '{}'",
+                    headers
+                        .get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
+            };
+            if headers.is_instance_of::<PyString>() || !headers.hasattr("items")? {
+                return Err(not_a_mapping());
+            }
+            for item in headers.call_method0("items")?.try_iter()? {
+                let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+                let (Ok(name), Ok(value)) = (name.extract::<String>(), value.extract::<String>())
+                else {
+                    // Never the value itself in the message: it may be a token.
+                    return Err(PyTypeError::new_err(
+                        "headers must be a mapping of str to str",
+                    ));
+                };
+                settings.headers.push((name, value));
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Whether any of them was given (an error for a source that is not a URL).
+    fn any(&self) -> bool {
+        !self.headers.is_empty()
+            || self.fetch_ahead.is_some()
+            || self.fetch_span.is_some()
+            || self.max_fetches.is_some()
+    }
+
+    fn apply(self, mut builder: Builder) -> Builder {
+        for (name, value) in &self.headers {
+            builder = builder.http_header(name, value);
+        }
+        if let Some(gap) = self.fetch_ahead {
+            builder = builder.fetch_ahead(gap);
+        }
+        if let Some(span) = self.fetch_span {
+            builder = builder.fetch_span(span);
+        }
+        if let Some(n) = self.max_fetches {
+            builder = builder.max_fetches(n);
+        }
+        builder
+    }
+}
+
 /// An error from `Builder::spawn*` (a bad option, a `temp_dir` that does not work).
 fn spawn_error(py: Python<'_>, e: std::io::Error) -> PyErr {
     errors::to_py_at(py, 0, e)
@@ -164,8 +258,10 @@ fn spawn_error(py: Python<'_>, e: std::io::Error) -> PyErr {
 /// it as soon as it has arrived.
 ///
 /// `StreamCache(source, *, memory_limit=8 << 20, expected_len=None, max_len=None,
-/// temp_dir=None, chunk_size=None)`; `source` is an http(s) URL, a binary file object
-/// (`readinto` or `read`), a bytes-like object, or an iterable of bytes-like chunks.
+/// temp_dir=None, chunk_size=None, headers=None, fetch_ahead=None, fetch_span=None,
+/// max_fetches=None)`; `source` is an http(s) URL, a binary file object (`readinto` or
+/// `read`), a bytes-like object, or an iterable of bytes-like chunks. The last four apply to
+/// a URL only.
 #[pyclass(
     frozen,
     subclass,
@@ -180,9 +276,10 @@ struct PyStreamCache {
 impl PyStreamCache {
     #[new]
     #[pyo3(
-        signature = (source, *, memory_limit=None, expected_len=None, max_len=None, temp_dir=None, chunk_size=None),
-        text_signature = "(source, *, memory_limit=8388608, expected_len=None, max_len=None, temp_dir=None, chunk_size=None)"
+        signature = (source, *, memory_limit=None, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=None, fetch_span=None, max_fetches=None),
+        text_signature = "(source, *, memory_limit=8388608, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4194304, fetch_span=4194304, max_fetches=2)"
     )]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one each.
     fn new(
         py: Python<'_>,
         source: &Bound<'_, PyAny>,
@@ -191,7 +288,12 @@ impl PyStreamCache {
         max_len: Option<&Bound<'_, PyAny>>,
         temp_dir: Option<PathBuf>,
         chunk_size: Option<&Bound<'_, PyAny>>,
+        headers: Option<&Bound<'_, PyAny>>,
+        fetch_ahead: Option<&Bound<'_, PyAny>>,
+        fetch_span: Option<&Bound<'_, PyAny>>,
+        max_fetches: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyStreamCache> {
+        let url_settings = UrlSettings::new(headers, fetch_ahead, fetch_span, max_fetches)?;
         let mut builder = StreamCache::builder().thread_name("streamcache-filler");
         if let Some(n) = option(memory_limit, "memory_limit")? {
             let n =
@@ -218,11 +320,17 @@ impl PyStreamCache {
             builder = builder.temp_dir(dir);
         }
 
+        let is_url = source.is_instance_of::<PyString>();
+        if !is_url && url_settings.any() {
+            return Err(PyValueError::new_err(
+                "headers, fetch_ahead, fetch_span and max_fetches apply to a URL source only",
+            ));
+        }
         let inner = if let Ok(text) = source.cast::<PyString>() {
             let url = text.to_cow()?;
             let lower = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
             if lower.starts_with("http://") || lower.starts_with("https://") {
-                spawn_url(py, builder, &url)?
+                spawn_url(py, url_settings.apply(builder), &url)?
             } else {
                 return Err(PyTypeError::new_err(
                     "a str source must be an http(s) URL; open a file and pass the file object",
@@ -270,24 +378,6 @@ impl PyStreamCache {
         copy_out(py, &self.inner, start, (stop - start) as usize)
     }
 
-    /// At most `size` bytes from `offset`, waiting only for the first (a raw `read`): `b""`
-    /// only at or past the end of the stream.
-    fn _read_some<'py>(
-        &self,
-        py: Python<'py>,
-        offset: &Bound<'py, PyAny>,
-        size: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyBytes>> {
-        let offset = non_negative(offset, "offset")?;
-        let size = non_negative(size, "size")?;
-        if size == 0 {
-            return Ok(PyBytes::new(py, b""));
-        }
-        let run_end = wait_until(py, &self.inner, offset, end_of(offset, 1)?)?;
-        let len = run_end.saturating_sub(offset).min(size);
-        copy_out(py, &self.inner, offset, len as usize)
-    }
-
     /// Copies bytes from `offset` into `buffer` (any writable, C-contiguous buffer: its raw
     /// bytes are filled) and returns how many: waits for at least one, 0 only at the end.
     fn read_at(
@@ -302,7 +392,7 @@ impl PyStreamCache {
         if len == 0 {
             return Ok(0);
         }
-        end_of(offset, len)?;
+        prefetch(&self.inner, offset, len)?;
         wait_until(py, &self.inner, offset, end_of(offset, 1)?)?;
         let cache = &self.inner;
         py.detach(|| cache.read_at(offset, buffer.as_mut_slice()))
@@ -386,6 +476,14 @@ impl PyStreamCache {
     #[getter]
     fn len(&self) -> Option<u64> {
         self.inner.len()
+    }
+
+    /// The stream's length as soon as it is known, without waiting: at once for a URL whose
+    /// server answers `Range` (a ranged source), once it is complete for any other source;
+    /// else `None`. `Reader.seek(0, SEEK_END)` waits for the end only when this is `None`.
+    #[getter]
+    fn known_len(&self) -> Option<u64> {
+        self.inner.known_len()
     }
 
     /// The `expected_len` hint, if one was given.

@@ -9,7 +9,8 @@ class StreamCache(_Core):
     of it as soon as it has arrived.
 
     ``StreamCache(source, *, memory_limit=8 << 20, expected_len=None, max_len=None,
-    temp_dir=None, chunk_size=None)``
+    temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4 << 20, fetch_span=4 << 20,
+    max_fetches=2)``
 
     ``source`` is an http(s) URL, a binary file object (``readinto`` is preferred over
     ``read``), a bytes-like object, or an iterable of bytes-like chunks (a generator,
@@ -18,11 +19,18 @@ class StreamCache(_Core):
     ``max_len`` a cap (past it, reads fail with ``ENOSPC``), ``chunk_size`` the largest single
     read from the source.
 
+    For a URL only: ``headers`` (a ``dict`` of ``str`` to ``str``, sent with every request:
+    ``{"Authorization": "Bearer ..."}`` for a private file; values never appear in errors).
+    When the server answers ``Range``, a read at least ``fetch_ahead`` bytes past the
+    in-order download is fetched at once, ``fetch_span`` bytes per request, by up to
+    ``max_fetches`` requests at a time (0: in order only).
+
     Reading: ``reader(offset=0)`` (an ``io.RawIOBase``), ``read(offset, size)`` (``bytes``),
     ``cache[a:b]`` (a read-only ``memoryview`` of the stored bytes, no copy),
     ``read_at(offset, buffer)`` (into any writable buffer). Waiting: ``wait_for(offset,
-    timeout=None)``, ``wait_complete()``. State: ``available``, ``len``, ``expected_len``,
-    ``is_complete``, ``present()``.
+    timeout=None)``, ``wait_complete()``. State: ``available``, ``len``, ``known_len`` (the
+    length without waiting, when it is known), ``expected_len``, ``is_complete``,
+    ``present()``.
     """
 
     __slots__ = ()

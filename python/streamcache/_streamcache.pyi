@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension module (python/src)."""
 
 import os
-from typing import Any, List, Optional, Tuple, Union, overload
+from typing import Any, List, Mapping, Optional, Tuple, Union, overload
 
 class SourceError(OSError):
     offset: int
@@ -16,6 +16,10 @@ class StreamCache:
         max_len: Optional[int] = None,
         temp_dir: Union[str, os.PathLike, None] = None,
         chunk_size: Optional[int] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        fetch_ahead: Optional[int] = 4 << 20,
+        fetch_span: Optional[int] = 4 << 20,
+        max_fetches: Optional[int] = 2,
     ) -> "StreamCache": ...
     def read(self, offset: int, size: int) -> bytes: ...
     def read_at(self, offset: int, buffer: Any) -> int: ...
@@ -30,11 +34,12 @@ class StreamCache:
     @property
     def len(self) -> Optional[int]: ...
     @property
+    def known_len(self) -> Optional[int]: ...
+    @property
     def expected_len(self) -> Optional[int]: ...
     @property
     def is_complete(self) -> bool: ...
     def present(self) -> List[Tuple[int, int]]: ...
-    def _read_some(self, offset: int, size: int) -> bytes: ...
 
 class _Sink:
     def push(self, chunk: Any) -> bool: ...

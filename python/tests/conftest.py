@@ -129,3 +129,93 @@ def tmpfs(tmp_path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+class _HeldHandler(http.server.BaseHTTPRequestHandler):
+    """A static file server that honours `Range` (206, `Content-Range`, a strong `ETag`) and
+    holds back the in-order body: a response that starts below `server.hold` sends the bytes
+    below it, then waits for `server.release` (an Event) before any byte at or past it. A
+    response that starts at or past `hold` (a fetch far ahead) is sent at once."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        server = self.server
+        data = server.files.get(self.path.split("?")[0].lstrip("/"))
+        if data is None:
+            self.send_error(404)
+            return
+        start, end = 0, len(data)
+        wanted = self.headers.get("Range", "")
+        if wanted.startswith("bytes="):
+            first, _, last = wanted[len("bytes="):].partition("-")
+            start, end = int(first), min(len(data), int(last) + 1 if last else len(data))
+        with server.lock:
+            server.requests.append(
+                {"range": (start, end), "headers": {k.lower(): v for k, v in self.headers.items()}}
+            )
+        self.send_response(206 if wanted else 200)
+        if wanted:
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+        self.send_header("ETag", '"held-v1"')
+        self.send_header("Content-Length", str(end - start))
+        self.end_headers()
+        held = start < server.hold
+        try:
+            pos = start
+            while pos < end:
+                stop = min(end, pos + (64 << 10))
+                if held and pos < server.hold <= stop:
+                    stop = server.hold
+                if held and pos >= server.hold:
+                    if not server.release.wait(30):
+                        return  # The test is over: never released.
+                    held = False
+                self.wfile.write(data[pos:stop])
+                with server.lock:
+                    server.sent += stop - pos
+                pos = stop
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def held_server():
+    """A ranged server whose in-order body stops at `server.hold` (default 1 MiB) until
+    `server.release.set()`: put bytes in `server.files[name]`, fetch `server.url(name)`;
+    `server.requests` lists each request's range and headers, `server.sent` counts bytes."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HeldHandler)
+    server.daemon_threads = True
+    server.files, server.requests, server.sent = {}, [], 0
+    server.hold, server.release, server.lock = 1 << 20, threading.Event(), threading.Lock()
+    server.url = lambda name: f"http://127.0.0.1:{server.server_address[1]}/{name}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.release.set()  # Lets every held response end.
+    server.shutdown()
+    server.server_close()
+
+
+def finishes(fn, timeout=20):
+    """`fn()`'s result, run on a thread: fails the test if it has not returned in `timeout`
+    seconds (a read that waits for a body the server holds back would hang)."""
+    result = {}
+
+    def run():
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # re-raised on the test's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        pytest.fail(f"did not finish within {timeout} s: it waits for the held-back body")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]

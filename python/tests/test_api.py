@@ -158,14 +158,25 @@ def test_reader_is_a_raw_io(cache):
         cache.reader(-1)
 
 
-def test_reader_read_returns_what_arrived():
+def test_reader_readinto_returns_what_arrived_and_read_all_it_asked_for():
     gate = threading.Event()
     c = streamcache.StreamCache(gated(DATA, 30_000, gate))
     r = c.reader()
     c.wait_for(30_000)
-    assert r.read(100_000) == DATA[:30_000]  # a raw read: what is there, without waiting
+    buf = bytearray(100_000)
+    assert r.readinto(buf) == 30_000  # raw I/O: what is there, without waiting
+    assert buf[:30_000] == DATA[:30_000]
+    r.seek(0)
+    # `read(n)` is n bytes, as from a file on disk: it waits for the rest.
+    read = threading.Thread(target=lambda: got.append(r.read(100_000)), daemon=True)
+    got = []
+    read.start()
+    read.join(0.2)
+    assert read.is_alive(), "read(100_000) returned with 30,000 bytes there"
     gate.set()
-    assert r.read() == DATA[30_000:]
+    read.join(20)
+    assert got == [DATA[:100_000]]
+    assert r.read() == DATA[100_000:]
 
 
 @pytest.mark.parametrize(
