@@ -183,6 +183,13 @@
 //! [`Builder::spawn_resumable`], and dropping every handle stops the fill and every fetch.
 //! Tests: `tests/ranged.rs`, `tests/ranged_model.rs`.
 //!
+//! A ranged stream's length is known from the start: [`StreamCache::known_len`] returns it at
+//! once (a plain source's only once it is complete), and a [`Reader`]'s
+//! `seek(SeekFrom::End(n))` uses it without waiting, which is what zip and footer readers do
+//! first. A long read far ahead is fetched by up to [`Builder::max_fetches`] spans at once;
+//! [`StreamCache::prefetch`] asks for a range you will need soon without waiting for it (a
+//! parquet footer's column chunks, say), so that its fetches run while you do something else.
+//!
 //! ## Hash and scan in parallel, in one pass
 //!
 //! Give each consumer its own [`Reader`] and let it consume

@@ -1,13 +1,18 @@
-"""The Python benchmark of issue 15: streamcache against what runs beside it, in one run.
+"""The Python benchmark of issues 15 and 19: streamcache against what runs beside it, in one run.
+
+Packages: pip install fsspec aiohttp requests wrapt==1.14.1 && pip install --no-deps buffer==0.2.1
+(python/bench/install-deps does both, into $PYTHON); the URL rows need nginx (apt-get install nginx).
 
     python python/bench/bench.py             # 256 MiB streams, the hash case on 1 GiB
-    python python/bench/bench.py --mib 32 --hash-mib 64    # quick
+    python python/bench/bench.py --mib 32 --hash-mib 64 --url-mib 64    # quick
 
-Needs `buffer==0.2.1` (installed with --no-deps, plus wrapt==1.14.1) for the first two rows.
-Prints one table: each row's rate for streamcache and its baseline, the ratio, and the target.
+Prints one table: each row's result for streamcache and its baseline, the ratio (streamcache's
+rate over the baseline's, or the baseline's time over streamcache's), and the target; then the
+context of the run.
 """
 
 import argparse
+import gc
 import hashlib
 import io
 import os
@@ -15,8 +20,11 @@ import random
 import sys
 import threading
 import time
+import zipfile
 
 import streamcache
+
+import nginx
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -31,48 +39,80 @@ def chunks(total, chunk=CHUNK):
 
 
 def timed(fn):
+    """The seconds `fn()` takes, and what it returned."""
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
 
 
 def best(fn, repeat=3):
+    """The best of `repeat` timings of `fn()`, in seconds."""
     return min(timed(fn)[0] for _ in range(repeat))
 
 
+def alternating(fns, repeat=3, before=lambda: None, after=lambda i: None):
+    """The best time of each of `fns`, run in turn `repeat` times (the machine is shared, its
+    load varies within a run); `before()` runs, untimed, before each run, and `after(i)` after
+    each run of `fns[i]`."""
+    times = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            before()
+            times[i] = min(times[i], timed(fn)[0])
+            after(i)
+    return times
+
+
+def at_second_start(offset=0.05):
+    """Sleeps until `offset` s past the next whole second of the wall clock. nginx's limit_rate
+    lets a response have `rate × (whole seconds of its clock since the request began + 1)`
+    bytes, counted in whole seconds of the wall clock: a request begun late in a second gains
+    up to a second's worth over one begun early in it (up to 25% of a 4 s download). Every URL
+    run begins at the same point of a second, so that none is favoured by that."""
+    now = time.time()
+    time.sleep(1 - (now % 1) + offset)
+
+
+def read_all(read):
+    """Calls read(offset, 1 MiB) from 0 on until it returns nothing: the bytes read."""
+    offset = 0
+    while True:
+        data = read(offset, MIB)
+        if not data:
+            return offset
+        offset += len(data)
+
+
+def drain(f, buf):
+    """Reads file `f` to its end with f.readinto(buf): the bytes read."""
+    readinto = f.readinto
+    n = 0
+    while True:
+        k = readinto(buf)
+        if not k:
+            return n
+        n += k
+
+
 def sequential(total):
-    """One reader over a generator of 64 KiB chunks, 1 MiB reads: read(offset, 1 MiB)."""
+    """One reader over a generator of 64 KiB chunks, 1 MiB reads: read(offset, 1 MiB); against
+    the Rust filler alone on the same bytes (a bytes source: no Python, no reader), and, for
+    context, buffer 0.2.1's StreamBuffer over the same generator. Rates in bytes/s."""
+    import buffer
+
+    data = b"".join(chunks(total))
 
     def ours():
         cache = streamcache.StreamCache(chunks(total), expected_len=total)
-        offset = 0
-        while True:
-            data = cache.read(offset, MIB)
-            if not data:
-                return offset
-            offset += len(data)
+        assert read_all(cache.read) == total
+
+    def filler():
+        assert streamcache.StreamCache(data).wait_complete() == total
 
     def theirs():
-        import buffer
+        assert read_all(buffer.StreamBuffer(chunks(total), total).read) == total
 
-        sb = buffer.StreamBuffer(chunks(total), total)
-        offset = 0
-        while True:
-            data = sb.read(offset, MIB)
-            if not data:
-                return offset
-            offset += len(data)
-
-    # Alternating, best of three each: the machine is shared, its load varies within a run.
-    t_ours = t_theirs = float("inf")
-    for _ in range(3):
-        t, n = timed(ours)
-        assert n == total, n
-        t_ours = min(t_ours, t)
-        t, n = timed(theirs)
-        assert n == total, n
-        t_theirs = min(t_theirs, t)
-    return total / t_ours, total / t_theirs
+    return [total / t for t in alternating([ours, filler, theirs])]
 
 
 def random_reads(total, count):
@@ -107,20 +147,11 @@ def readinto_vs_bytesio(total):
     cache.wait_complete()
     buf = bytearray(MIB)
 
-    def drain(f):
-        readinto = f.readinto
-        n = 0
-        while True:
-            k = readinto(buf)
-            if not k:
-                return n
-            n += k
-
     def ours():
-        assert drain(cache.reader()) == total
+        assert drain(cache.reader(), buf) == total
 
     def theirs():
-        assert drain(io.BytesIO(data)) == total
+        assert drain(io.BytesIO(data), buf) == total
 
     return total / best(ours), total / best(theirs)
 
@@ -152,13 +183,9 @@ def hashing_threads(total, threads=4):
     return threads * total / four, total / one
 
 
-def machine_context(total, hash_total):
-    """What the machine itself allows in this run, for reading the ratios: the Rust filler
-    alone (a bytes source, nothing in Python) and sha256 of plain in-memory bytes, 4 threads
-    against 1 (on a busy machine even that does not scale)."""
-    data = b"".join(chunks(total))
-    filler = best(lambda: streamcache.StreamCache(data).wait_complete(), repeat=2)
-    del data
+def sha256_scaling(hash_total):
+    """What the machine itself allows in this run, for reading the threads row: sha256 of
+    plain in-memory bytes, 4 threads against 1 (on a busy machine even that does not scale)."""
     plain = b"".join(chunks(hash_total // 4))
     view = memoryview(plain)
 
@@ -177,7 +204,118 @@ def machine_context(total, hash_total):
             w.join()
 
     four = best(many, repeat=2)
-    return total / filler, (4 * len(plain) / four) / (len(plain) / one)
+    return (4 * len(plain) / four) / (len(plain) / one)
+
+
+ENTRIES = 16
+
+
+def make_zip(path, total, seed=14):
+    """Writes a zip of 16 stored entries of seeded pseudo-random bytes (incompressible), `total`
+    bytes of them in all, as scripts/nginx-zip does: returns the last entry's name and sha256."""
+    rng = random.Random(seed)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for i in range(ENTRIES):
+            data = rng.randbytes(total // ENTRIES)
+            name = f"part-{i:03}.bin"
+            z.writestr(name, data)
+    return name, hashlib.sha256(data).hexdigest()
+
+
+def over_url(server, ours, theirs):
+    """`ours` and `theirs` in turn, best of 3, each run followed (untimed) by a wait until nginx
+    writes no response any more, so that a download that outlives its reader neither overlaps
+    the next run nor goes uncounted: their seconds, and the bytes nginx sent in each run of
+    each."""
+    sent = ([], [])
+
+    def after(i):
+        gc.collect()
+        n, idle = server.take_sent()
+        if not idle:
+            print(f"  warning: nginx still sending a minute after run of {(ours, theirs)[i].__qualname__}",
+                  file=sys.stderr)
+        sent[i].append(n)
+
+    t_ours, t_theirs = alternating([ours, theirs], before=at_second_start, after=after)
+    return t_ours, t_theirs, sent
+
+
+def zip_last_entry(server, url, name, digest):
+    """zipfile's entry list (the central directory, at the end of the file) and the last entry
+    over the URL: a new StreamCache(url).reader() each run, dropped after it so that its
+    background download stops, against fsspec's HTTP file. See over_url for what it returns."""
+    import fsspec
+
+    def last_entry(f):
+        with zipfile.ZipFile(f) as z:
+            names = z.namelist()
+            assert names[-1] == name, names[-1]
+            data = z.read(names[-1])
+        assert hashlib.sha256(data).hexdigest() == digest
+
+    def ours():
+        cache = streamcache.StreamCache(url)
+        last_entry(cache.reader())
+        del cache  # the last handle: the download stops
+
+    def theirs():
+        with fsspec.open(url, "rb") as f:
+            last_entry(f)
+
+    return over_url(server, ours, theirs)
+
+
+def whole_read(server, url, size):
+    """The whole file over the URL: a new StreamCache(url).reader() read to its end with
+    readinto a 1 MiB bytearray, against requests' streamed body in iter_content(1 MiB) chunks.
+    See over_url for what it returns."""
+    import requests
+
+    buf = bytearray(MIB)
+
+    def ours():
+        cache = streamcache.StreamCache(url)
+        assert drain(cache.reader(), buf) == size
+        del cache
+
+    def theirs():
+        with requests.get(url, stream=True) as resp:
+            resp.raise_for_status()
+            assert sum(map(len, resp.iter_content(MIB))) == size
+
+    return over_url(server, ours, theirs)
+
+
+def url_rows(binary, url_mib, rate, row):
+    """The URL rows on a private nginx serving a generated zip of `url_mib` MiB at `rate` per
+    response; returns their context line (what nginx sent)."""
+    with nginx.Nginx(binary, rate) as server:
+        path = os.path.join(server.www, "big.zip")
+        name, digest = make_zip(path, url_mib * MIB)
+        os.chmod(path, 0o644)
+        size = os.path.getsize(path)
+        url = server.url("big.zip")
+
+        o, t, zip_sent = zip_last_entry(server, url, name, digest)
+        row(f"zipfile entry list + last entry over the URL, {url_mib} MiB", "s", o, t,
+            "fsspec HTTP file", 1.0, lower_is_better=True)
+        o, t, whole_sent = whole_read(server, url, size)
+        # Both at nginx's limit_rate (whoever reads, the time is what the rate allows): at it
+        # means within 1% (50 ms of a 5 s run).
+        row(f"whole read through reader() (1 MiB readinto) over the URL, {url_mib} MiB", "s", o, t,
+            "requests iter_content 1 MiB", 1.0, lower_is_better=True, within=0.01)
+
+    def sent(runs):
+        mib = "/".join(f"{n / MIB:.1f}" for n in runs)
+        return f"{mib} MiB (≤{max(runs) / size:.3f}× the file)"
+
+    return (f"Over the URL: {nginx.version(binary)} on 127.0.0.1, limit_rate {rate} per response "
+            f"(rate × (whole seconds since the request + 1): every run begins 50 ms into a "
+            f"second of the wall clock), a {size / MIB:.1f} MiB zip of {ENTRIES} "
+            f"stored entries. nginx sent, per run: "
+            f"zipfile streamcache {sent(zip_sent[0])}, fsspec {sent(zip_sent[1])}; "
+            f"whole read streamcache {sent(whole_sent[0])}, requests {sent(whole_sent[1])}.")
 
 
 def main():
@@ -185,39 +323,60 @@ def main():
     parser.add_argument("--mib", type=int, default=256, help="stream size of rows 1-3 (MiB)")
     parser.add_argument("--hash-mib", type=int, default=1024, help="stream size of row 4 (MiB)")
     parser.add_argument("--reads", type=int, default=20_000, help="random reads in row 2")
+    parser.add_argument("--url-mib", type=int, default=256, help="zip size of the URL rows (MiB)")
+    parser.add_argument("--rate", default="50m", help="nginx's limit_rate per response (nginx units: 50m = 50 MiB/s)")
+    parser.add_argument("--url-only", action="store_true", help="only the URL rows")
     args = parser.parse_args()
     total = args.mib * MIB
     hash_total = args.hash_mib * MIB
 
     rows = []
 
-    def row(name, unit, ours, theirs, baseline, target):
-        rows.append((name, unit, ours, theirs, baseline, ours / theirs, target))
+    def row(name, unit, ours, theirs, baseline, target, lower_is_better=False, within=0.0):
+        """`within`: how far under `target` still counts as at it (for a row both sides of
+        which run at the server's rate, where the ratio's last digits are noise)."""
+        ratio = theirs / ours if lower_is_better else ours / theirs
+        rows.append((name, unit, ours, theirs, baseline, ratio, target, within))
         print(f"  done: {name}", file=sys.stderr)
 
     gib = 1 << 30
-    o, t = sequential(total)
-    row(f"generator 64 KiB chunks, read(off, 1 MiB), {args.mib} MiB", "GiB/s", o / gib, t / gib, "buffer 0.2.1", 5.0)
-    o, t = random_reads(total, args.reads)
-    row(f"random read(off, 4096), completed, {args.mib} MiB", "kreads/s", o / 1e3, t / 1e3, "buffer 0.2.1", 20.0)
-    o, t = readinto_vs_bytesio(total)
-    row(f"reader().readinto 1 MiB pieces, completed, {args.mib} MiB", "GiB/s", o / gib, t / gib, "io.BytesIO", 0.8)
-    o, t = hashing_threads(hash_total)
-    row(f"sha256, 4 threads vs 1, {args.hash_mib} MiB each", "GiB/s", o / gib, t / gib, "1 thread", 1.6)
+    context = []
+    if not args.url_only:
+        seq, filler, buf021 = sequential(total)
+        row(f"generator 64 KiB chunks, read(off, 1 MiB), {args.mib} MiB", "GiB/s", seq / gib, filler / gib,
+            "Rust filler alone (bytes source)", 0.8)
+        o, t = random_reads(total, args.reads)
+        row(f"random read(off, 4096), completed, {args.mib} MiB", "kreads/s", o / 1e3, t / 1e3, "buffer 0.2.1", 20.0)
+        o, t = readinto_vs_bytesio(total)
+        row(f"reader().readinto 1 MiB pieces, completed, {args.mib} MiB", "GiB/s", o / gib, t / gib, "io.BytesIO", 0.8)
+        o, t = hashing_threads(hash_total)
+        row(f"sha256, 4 threads vs 1, {args.hash_mib} MiB each", "GiB/s", o / gib, t / gib, "1 thread", 1.6)
 
-    filler, scaling = machine_context(total, hash_total)
+        scaling = sha256_scaling(hash_total)
+        context.append(f"Context, same run: buffer 0.2.1's StreamBuffer over the same generator reads "
+                       f"{buf021 / gib:.3f} GiB/s (streamcache {seq / buf021:.2f}×); sha256 of plain "
+                       f"bytes scales {scaling:.2f}× from 1 to 4 threads; load average {_loadavg()}.")
+
+    binary = nginx.find()
+    if binary is None:
+        url_context = "URL rows skipped: nginx is not installed (apt-get install nginx)."
+        print(f"  {url_context}", file=sys.stderr)
+    else:
+        url_context = url_rows(binary, args.url_mib, args.rate, row)
 
     print(f"streamcache Python benchmark — Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     print()
-    print("| case | unit | streamcache | baseline | baseline rate | ratio | target | ok |")
+    print("| case | unit | streamcache | baseline | baseline's | ratio | target | ok |")
     print("|---|---|---:|---|---:|---:|---:|---|")
-    for name, unit, ours, theirs, baseline, ratio, target in rows:
-        ok = "yes" if ratio >= target else "NO"
-        print(f"| {name} | {unit} | {ours:.3f} | {baseline} | {theirs:.3f} | {ratio:.1f}× | ≥{target}× | {ok} |")
+    for name, unit, ours, theirs, baseline, ratio, target, within in rows:
+        ok = "yes" if ratio >= target * (1 - within) else "NO"
+        goal = f"≥{target}×" + (f" (±{within:.0%})" if within else "")
+        print(f"| {name} | {unit} | {ours:.3f} | {baseline} | {theirs:.3f} | {ratio:.3f}× | {goal} | {ok} |")
     print()
-    print(f"Context, same run: the Rust filler alone (a bytes source, {args.mib} MiB, default "
-          f"memory_limit) stores {filler / gib:.2f} GiB/s; sha256 of plain bytes scales "
-          f"{scaling:.2f}× from 1 to 4 threads; load average {_loadavg()}.")
+    print("Ratios: streamcache's rate over the baseline's; for a time in s, the baseline's time over "
+          "streamcache's.")
+    for line in context + [url_context]:
+        print(line)
 
 
 def _loadavg():
