@@ -34,7 +34,7 @@ use std::time::Duration;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
-    settings: Settings,
+    pub(crate) settings: Settings,
     /// What `spawn_url` sends (feature `http`; its methods are in `http.rs`).
     #[cfg(feature = "http")]
     pub(crate) http: crate::source::http::HttpSettings,
@@ -433,6 +433,46 @@ impl Builder {
         self
     }
 
+    /// For [`spawn_ranged`](Self::spawn_ranged) (and so [`spawn_url`](Self::spawn_url) on a
+    /// `206`): how many transfers fill the stream at once (default 1). With `n` > 1 the fill
+    /// asks for [`fetch_span`](Self::fetch_span) bytes at a time, the lowest missing span
+    /// first, over up to `n` connections: [`available`](StreamCache::available) still grows
+    /// from 0 in order, at up to `n` times one connection's rate, and readers read as it
+    /// grows. On-demand fetches keep their own [`max_fetches`](Self::max_fetches) beside
+    /// them: at most `n + max_fetches` connections at once. Each span is validated as every
+    /// range is, and a break resumes that span where it broke. A plain source ignores it.
+    ///
+    /// Raise it when one connection is slower than the reader and the server limits each
+    /// connection rather than the client (CDNs, object stores: S3 serves roughly 100 MB/s
+    /// per connection); the cost to the server is `n` requests in flight and one request per
+    /// span instead of one in all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let data: Vec<u8> = (0..=255).cycle().take(1 << 20).collect();
+    /// let source = data.clone();
+    /// let opens = Arc::new(AtomicUsize::new(0));
+    /// let counted = Arc::clone(&opens);
+    /// let cache = streamcache::StreamCache::builder()
+    ///     .connections(4)
+    ///     .fetch_span(64 << 10)
+    ///     .spawn_ranged(data.len() as u64, move |range| {
+    ///         counted.fetch_add(1, Ordering::SeqCst);
+    ///         Ok(std::io::Cursor::new(source[range.start as usize..range.end as usize].to_vec()))
+    ///     })?;
+    /// assert_eq!(cache.slice(..)?, &data[..]);
+    /// assert_eq!(opens.load(Ordering::SeqCst), 16, "one request per 64 KiB span");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connections(mut self, n: usize) -> Builder {
+        self.settings.fetch.connections = n;
+        self
+    }
+
     /// Starts a filler thread over a source of `len` bytes that can be opened at any range,
     /// such as an HTTP resource with `Range` requests, an object store, or a file.
     ///
@@ -459,7 +499,8 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if `chunk_size` or `fetch_span` is 0; `StorageFull` if `len` is above
+    /// `InvalidInput` if `chunk_size`, `fetch_span` or `connections` is 0; `StorageFull` if
+    /// `len` is above
     /// [`max_len`](Self::max_len) or the spill file cannot be reserved for `len`; the OS error
     /// if the thread cannot be spawned. Errors of `open` come later, to the readers.
     ///
@@ -488,6 +529,9 @@ impl Builder {
         self.check()?;
         if self.settings.fetch.fetch_span == 0 {
             return Err(invalid_input("fetch_span must be at least 1".to_owned()));
+        }
+        if self.settings.fetch.connections == 0 {
+            return Err(invalid_input("connections must be at least 1".to_owned()));
         }
         if let Some(max) = self.settings.max_len.filter(|&max| len > max) {
             return Err(io::Error::new(

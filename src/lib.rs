@@ -190,6 +190,47 @@
 //! [`StreamCache::prefetch`] asks for a range you will need soon without waiting for it (a
 //! parquet footer's column chunks, say), so that its fetches run while you do something else.
 //!
+//! ## Many connections fill one stream
+//!
+//! Servers and object stores often limit each connection (a CDN's per-connection rate, S3's
+//! roughly 100 MB/s): download tools open several and make you wait for the end.
+//! [`Builder::connections`] gives a ranged stream both: `n` transfers fill it at once, each a
+//! [`fetch_span`](Builder::fetch_span), the lowest missing span first, so
+//! [`available`](StreamCache::available) still grows from 0 in order at up to `n` times one
+//! connection's rate, and every reader reads as it grows. Far reads keep their own
+//! [`max_fetches`](Builder::max_fetches), so they never queue behind the fill.
+//!
+//! ```
+//! use std::io::{Cursor, Read};
+//! use streamcache::StreamCache;
+//!
+//! # let file: Vec<u8> = (0..=255u8).cycle().take(8 << 20).collect();
+//! # let expected = file.clone();
+//! // `file` stands for a remote object: `open(a..b)` returns exactly its bytes `[a, b)`.
+//! let len = file.len() as u64;
+//! let cache = StreamCache::builder()
+//!     .connections(8) // eight spans in flight at once, lowest first
+//!     .fetch_span(1 << 20) // one request per MiB
+//!     .spawn_ranged(len, move |range| {
+//!         Ok(Cursor::new(file[range.start as usize..range.end as usize].to_vec()))
+//!     })?;
+//! // A reader in order, from the first byte, while the spans arrive.
+//! let mut all = Vec::new();
+//! cache.reader().read_to_end(&mut all)?;
+//! assert_eq!(all, expected);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! For a URL it is the same builder: `StreamCache::builder().connections(8).spawn_url(url)`
+//! (used when the server answers `Range` with a `206`; a plain answer is read as it comes).
+//!
+//! When to raise it: when one connection is slower than your readers and the limit is per
+//! connection, not your link. What it costs: up to `n + max_fetches` requests in flight at
+//! once, and one request per span instead of one in all (pick a `fetch_span` that keeps
+//! requests to a few per second per connection: 4 MiB at 16 MiB/s is four). Bytes sent stay
+//! within `len + n × fetch_span` (a span is sent again only from where a break cut it).
+//! Tests: `tests/connections.rs`; in Python, `StreamCache(url, connections=8)`.
+//!
 //! ## Hash and scan in parallel, in one pass
 //!
 //! Give each consumer its own [`Reader`] and let it consume

@@ -1,8 +1,10 @@
-//! The writers of a ranged stream (`Builder::spawn_ranged`): the sequential fill, on the filler
-//! thread, and the on-demand fetches, each on a thread of its own, at most `max_fetches` at
+//! The writers of a ranged stream (`Builder::spawn_ranged`): the fill, on the filler thread
+//! (in order over one connection, or over `connections` lanes taking the lowest free span
+//! each), and the on-demand fetches, each on a thread of its own, at most `max_fetches` at
 //! once. Every writer claims the bytes it is about to write (`Watermark::claim_at`,
-//! `claim_fetch`), writes them through the storage's raw pointer, and publishes them
-//! (`publish_range`): no byte is written twice, and none is written once present.
+//! `claim_fetch`, `claim_lowest`), writes them through the storage's raw pointer, and
+//! publishes them (`publish_range`): no byte is written twice, and none is written once
+//! present.
 
 use crate::ranges::{At, WriterId};
 use crate::shared::Shared;
@@ -41,6 +43,8 @@ pub(crate) struct FetchSettings {
     pub(crate) fetch_ahead: u64,
     pub(crate) fetch_span: u64,
     pub(crate) max_fetches: usize,
+    /// Transfers filling the stream ahead of its readers, a span each (`Builder::connections`).
+    pub(crate) connections: usize,
 }
 
 /// What a ranged stream keeps beside the watermark: its storage, its `open`, and the queue of
@@ -168,8 +172,7 @@ fn fetch_loop(shared: &Shared, first: u64) {
     }
 }
 
-/// One on-demand fetch: claims the free bytes around `offset`, opens them, writes and
-/// publishes them chunk by chunk.
+/// One on-demand fetch: claims the free bytes around `offset`, then writes them.
 fn fetch_one(shared: &Shared, ranged: &Ranged, id: WriterId, offset: u64) -> io::Result<()> {
     let chunk = shared.settings.chunk_size as u64;
     let Some(range) = shared
@@ -178,6 +181,18 @@ fn fetch_one(shared: &Shared, ranged: &Ranged, id: WriterId, offset: u64) -> io:
     else {
         return Ok(()); // Present or claimed by now.
     };
+    write_claim(shared, ranged, id, range)
+}
+
+/// Writer `id` holds the claim `range` (just taken): opens it, writes and publishes it chunk
+/// by chunk; a break is re-opened at the break (`Feed`, with the retry policy).
+fn write_claim(
+    shared: &Shared,
+    ranged: &Ranged,
+    id: WriterId,
+    range: Range<u64>,
+) -> io::Result<()> {
+    let chunk = shared.settings.chunk_size as u64;
     let part = part(&ranged.open, range.clone());
     let mut feed = Feed::new(
         part,
@@ -191,7 +206,7 @@ fn fetch_one(shared: &Shared, ranged: &Ranged, id: WriterId, offset: u64) -> io:
             return Ok(()); // Failed elsewhere: stop writing.
         }
         let end = range.end.min(pos + chunk);
-        // SAFETY: `[pos, end)` is inside this fetch's claim (`claim_fetch` above; the claim
+        // SAFETY: `[pos, end)` is inside this writer's claim (taken by the caller; the claim
         // shrinks only as this writer publishes): no other writer writes there and no reader
         // reads there until it is published (invariant 2, generalized).
         let region = unsafe { ranged.fixed.region(pos, end) };
@@ -202,11 +217,65 @@ fn fetch_one(shared: &Shared, ranged: &Ranged, id: WriterId, offset: u64) -> io:
     Ok(())
 }
 
-/// The sequential fill of a ranged stream: `open(0..len)`, writing every free byte in order.
+/// The first lane's writer id; lane `k` is `LANE + k`. Far above the fetches' (which count up
+/// from 1), so that no two writers ever share one.
+const LANE: WriterId = 1 << 63;
+
+/// The fill of a ranged stream with `connections` = `n` > 1: `n` lanes (this thread and
+/// `n - 1` scoped threads), each taking the lowest span that is neither present nor claimed
+/// (`Watermark::claim_lowest`), writing it over a connection of its own, then taking the
+/// next. So the prefix grows in order at up to `n` times one connection's rate, and never a
+/// byte is asked for twice but after a break. A lane's failure fails the stream at once (the
+/// others stop at their next chunk); dropping every handle cancels them all.
+fn fill_lanes(shared: &Shared, n: usize) -> io::Result<()> {
+    thread::scope(|scope| {
+        for k in 1..n {
+            let lane = thread::Builder::new()
+                .name(format!("{}:span", shared.settings.thread_name()))
+                .spawn_scoped(scope, move || {
+                    if let Err(error) = lane(shared, LANE + k as u64) {
+                        shared.mark.fail(error);
+                    }
+                });
+            if lane.is_err() {
+                break; // No more threads: fewer lanes, the same bytes.
+            }
+        }
+        lane(shared, LANE)
+    })
+}
+
+/// One lane of [`fill_lanes`]: spans, lowest first, until none is free.
+fn lane(shared: &Shared, id: WriterId) -> io::Result<()> {
+    let ranged = shared.ranged.as_ref().expect("a ranged stream");
+    let span = shared.settings.fetch.fetch_span;
+    let result = (|| {
+        loop {
+            shared.cancel.check()?;
+            let Some(range) = shared.mark.claim_lowest(id, span) else {
+                return Ok(()); // Every byte present or claimed (or the stream is over).
+            };
+            write_claim(shared, ranged, id, range)?;
+        }
+    })();
+    shared.mark.release(id);
+    result
+}
+
+/// The fill of a ranged stream, on the filler thread: over one connection (the default), or
+/// over `connections` spans at once ([`fill_lanes`]).
+pub(crate) fn fill(shared: &Shared) -> io::Result<()> {
+    match shared.settings.fetch.connections {
+        n @ 2.. => fill_lanes(shared, n),
+        _ => fill_in_order(shared),
+    }
+}
+
+/// [`fill`] over one connection: `open(0..len)`, writing every free byte in order.
 /// Arriving at bytes already present (or claimed by a fetch), it re-opens past them when they
 /// are at least `fetch_ahead` long, and otherwise reads through them and compares: a source
 /// whose bytes changed fails the stream with `InvalidData`, never splices.
-pub(crate) fn fill(shared: &Shared) -> io::Result<()> {
+fn fill_in_order(shared: &Shared) -> io::Result<()> {
     let ranged = shared.ranged.as_ref().expect("a ranged stream");
     let len = ranged.fixed.len();
     let chunk = shared.settings.chunk_size as u64;

@@ -90,6 +90,19 @@ impl Ranges {
         At::Free { end }
     }
 
+    /// The lowest free run (neither present nor claimed by another writer than `me`) of
+    /// `[0, len)`, given the prefix `[0, mark)`: where a span of a parallel fill goes next.
+    pub(crate) fn first_free(&self, mark: u64, len: u64, me: WriterId) -> Option<Range<u64>> {
+        let mut at = mark;
+        while at < len {
+            match self.at(mark, len, at, me) {
+                At::Free { end } => return Some(at..end),
+                At::Present { end } | At::Claimed { end } => at = end,
+            }
+        }
+        None
+    }
+
     /// The start of the free run holding `offset` (which is free for `me`): the end of the
     /// present or claimed bytes just below it, or 0.
     pub(crate) fn free_start(&self, mark: u64, offset: u64, me: WriterId) -> u64 {
@@ -197,6 +210,28 @@ mod tests {
         assert_eq!(r.first_missing(20, 0, 45), Some(20));
         assert_eq!(r.first_missing(20, 30, 45), Some(40));
         assert_eq!(r.run_end(20, 35), Some(40));
+    }
+
+    #[test]
+    fn the_first_free_run_skips_present_and_claimed_bytes() {
+        let mut r = Ranges::default();
+        assert_eq!(r.first_free(0, 100, 1), Some(0..100));
+        r.claim(1, 0..10);
+        assert_eq!(r.first_free(0, 100, 2), Some(10..100));
+        assert_eq!(
+            r.first_free(0, 100, 1),
+            Some(0..100),
+            "its own claim is free to it"
+        );
+        r.claim(2, 10..20);
+        r.publish(3, 0, 20, 30); // a fetch's island
+        r.claim(4, 40..50);
+        assert_eq!(r.first_free(0, 100, 5), Some(30..40));
+        r.claim(5, 30..40);
+        assert_eq!(r.first_free(0, 100, 6), Some(50..100));
+        assert_eq!(r.first_free(100, 100, 6), None);
+        r.claim(6, 50..100);
+        assert_eq!(r.first_free(0, 100, 7), None);
     }
 
     #[test]

@@ -43,6 +43,7 @@ impl Default for Settings {
                 fetch_ahead: 4 << 20,
                 fetch_span: 4 << 20,
                 max_fetches: 2,
+                connections: 1,
             },
             thread_name: None,
         }

@@ -313,6 +313,22 @@ impl Watermark {
         Some(start..end)
     }
 
+    /// For a span of a parallel fill (`Builder::connections`): claims for `me` the lowest
+    /// bytes that are neither present nor claimed, at most `span` of them, so that the prefix
+    /// grows in order. `None` when every byte is present or claimed, or the stream is over.
+    pub(crate) fn claim_lowest(&self, me: WriterId, span: u64) -> Option<Range<u64>> {
+        let len = self.len.expect("a ranged stream");
+        if self.state.load(Ordering::Acquire) != FILLING {
+            return None;
+        }
+        let mut g = self.waiters.lock();
+        let mark = self.mark.load(Ordering::Relaxed);
+        let free = g.ranges.first_free(mark, len, me)?;
+        let end = free.end.min(free.start.saturating_add(span));
+        g.ranges.claim(me, free.start..end);
+        Some(free.start..end)
+    }
+
     /// Drops `me`'s claim (a writer that finished, failed or moved on).
     pub(crate) fn release(&self, me: WriterId) {
         self.waiters.lock().ranges.release(me);

@@ -1,5 +1,5 @@
-//! A model check of ranged sources (`Builder::spawn_ranged`): random lengths, fetch settings,
-//! breaks and a changed byte; random reads, slices and seeks from three threads at once. Every
+//! A model check of ranged sources (`Builder::spawn_ranged`): random lengths, fetch settings
+//! and connections, breaks and a changed byte; random reads, slices and seeks from three threads at once. Every
 //! read is checked against the source's bytes: a byte may be the changed version only at the
 //! changed offset, and the only error a well-formed read may get is the `InvalidData` of a
 //! source caught changing.
@@ -44,6 +44,7 @@ struct Case {
     ahead: u64,
     span: u64,
     max_fetches: usize,
+    connections: usize,
     breaks: Vec<u64>,
     changed: Option<u64>,
     threads: Vec<Vec<Op>>,
@@ -59,20 +60,24 @@ fn case() -> impl Strategy<Value = Case> {
             0..MAX_LEN / 3,
             1..MAX_LEN / 3,
             0usize..4,
+            1usize..5,
             proptest::collection::vec(0..len.max(1), 0..4),
             proptest::option::weighted(0.3, 0..len.max(1)),
             proptest::collection::vec(proptest::collection::vec(op(len), 1..12), 3),
         )
             .prop_map(
-                move |(chunk, ahead, span, max_fetches, breaks, changed, threads)| Case {
-                    len,
-                    chunk,
-                    ahead,
-                    span,
-                    max_fetches,
-                    breaks,
-                    changed: changed.filter(|_| len > 0),
-                    threads,
+                move |(chunk, ahead, span, max_fetches, connections, breaks, changed, threads)| {
+                    Case {
+                        len,
+                        chunk,
+                        ahead,
+                        span,
+                        max_fetches,
+                        connections,
+                        breaks,
+                        changed: changed.filter(|_| len > 0),
+                        threads,
+                    }
                 },
             )
     })
@@ -112,10 +117,13 @@ fn run(case: Case) {
         .fetch_ahead(case.ahead)
         .fetch_span(case.span)
         .max_fetches(case.max_fetches)
+        .connections(case.connections)
         .retries(8)
         .retry_backoff(Duration::ZERO)
         .spawn_ranged(case.len, move |r: Range<u64>| {
-            let fill = std::thread::current().name() == Some("streamcache-filler");
+            // The fill: the filler thread, and its lanes with `connections` > 1.
+            let name = std::thread::current().name().unwrap_or("").to_owned();
+            let fill = name == "streamcache-filler" || name == "streamcache-filler:span";
             let mut bytes = d[r.start as usize..r.end as usize].to_vec();
             if let Some(x) = c.changed.filter(|x| fill && r.contains(x)) {
                 bytes[(x - r.start) as usize] ^= 0xFF;

@@ -1,8 +1,10 @@
 //! A URL as a source (feature `http`): [`Builder::spawn_url`] and its settings, with ureq.
 //!
-//! The first request is a GET with `Range: bytes=0-`. Its answer decides the kind of source:
+//! The first request is a GET with `Range: bytes=0-` (with `connections` > 1: `bytes=0-(s-1)`,
+//! the first span of `fetch_span` = `s`). Its answer decides the kind of source:
 //!
-//! * `206` with `Content-Range: bytes 0-(n-1)/n`: a ranged source of length `n`.
+//! * `206` with `Content-Range: bytes 0-(n-1)/n` (or the first span's `bytes 0-(s-1)/n`): a
+//!   ranged source of length `n`.
 //!   [`RangedUrl::open`] fetches any `a..b` with `Range: bytes=a-(b-1)` and `If-Range` (the
 //!   first answer's strong `ETag`, else its `Last-Modified`), and accepts only a `206` with
 //!   `Content-Range: bytes a-(b-1)/n` and the same validator: anything else is `InvalidData`,
@@ -137,7 +139,8 @@ impl Builder {
 
     /// Starts a cache over the resource at an `http://` or `https://` URL (feature `http`).
     ///
-    /// The first request, made here, is a GET with `Range: bytes=0-` and the
+    /// The first request, made here, is a GET with `Range: bytes=0-` (with
+    /// [`connections`](Self::connections) above 1, the first span's range) and the
     /// [headers](Self::http_header) given. If the server answers with the range (`206`, and a
     /// `Content-Range` with the total length `n`), the download is resumable: after a transient
     /// error (a dropped connection, a timeout, a body cut short) the filler asks for the rest
@@ -199,7 +202,11 @@ impl Builder {
     /// ```
     pub fn spawn_url(mut self, url: &str) -> io::Result<StreamCache> {
         let target = Target::new(std::mem::take(&mut self.http), url)?;
-        match target.first()? {
+        // Over several connections the first answer is the first span alone (else the one
+        // connection would be sent more than the lane reads of it).
+        let fetch = self.settings.fetch;
+        let span = (fetch.connections > 1).then_some(fetch.fetch_span);
+        match target.first(span)? {
             First::Empty => self.expected_len(0).spawn(io::empty()),
             First::Plain { len, body } => match len {
                 Some(len) => self.expected_len(len).spawn(body),
@@ -354,31 +361,40 @@ impl Target {
             .map_err(|e| self.error(e, range))
     }
 
-    /// The first request, `Range: bytes=0-`, and what its answer makes of the source.
-    fn first(self) -> io::Result<First> {
-        const ASKED: &str = "bytes=0-";
-        let response = self.get(ASKED, None)?;
+    /// The first request, `Range: bytes=0-` (or, for a fill over several connections,
+    /// `bytes=0-(span - 1)`: the first span alone, so that no connection is sent more than its
+    /// span), and what its answer makes of the source.
+    fn first(self, span: Option<u64>) -> io::Result<First> {
+        let asked = match span {
+            Some(span) => format!("bytes=0-{}", span.max(1) - 1),
+            None => "bytes=0-".to_owned(),
+        };
+        let asked = asked.as_str();
+        let response = self.get(asked, None)?;
         let status = response.status();
         let content_range = header(&response, &CONTENT_RANGE);
         if status == StatusCode::RANGE_NOT_SATISFIABLE && content_range == Some("bytes */0") {
             return Ok(First::Empty);
         }
         if !status.is_success() {
-            return Err(self.status_error(status, ASKED));
+            return Err(self.status_error(status, asked));
         }
         if status != StatusCode::PARTIAL_CONTENT {
             let len = response.body().content_length();
             let body = UrlBody::new(&self, response, 0, u64::MAX);
             return Ok(First::Plain { len, body });
         }
-        let len = match content_range.and_then(parse_content_range) {
-            Some((0, end, total)) if end + 1 == total => total,
+        let (len, first_end) = match content_range.and_then(parse_content_range) {
+            Some((0, end, total)) if end + 1 == total => (total, total),
+            Some((0, end, total)) if span.is_some_and(|span| end + 1 == span.min(total)) => {
+                (total, end + 1)
+            }
             _ => {
                 let what = format!(
                     "206 Partial Content with Content-Range {:?}, not the whole resource",
                     content_range.unwrap_or("")
                 );
-                return Err(self.invalid(ASKED, what));
+                return Err(self.invalid(asked, what));
             }
         };
         // A weak ETag (`W/"…"`) cannot validate a range: the Last-Modified date can.
@@ -388,13 +404,14 @@ impl Target {
             .filter(|tag| !tag.as_bytes().starts_with(b"W/"))
             .cloned();
         let last_modified = response.headers().get(LAST_MODIFIED).cloned();
-        let body = UrlBody::new(&self, response, 0, len);
+        let body = UrlBody::new(&self, response, 0, first_end);
         Ok(First::Ranged(Box::new(RangedUrl {
             target: self,
             len,
             etag,
             last_modified,
             first: Mutex::new(Some(body)),
+            first_end,
         })))
     }
 
@@ -449,8 +466,11 @@ struct RangedUrl {
     etag: Option<HeaderValue>,
     /// The first answer's Last-Modified: `If-Range` when there is no strong ETag.
     last_modified: Option<HeaderValue>,
-    /// The first answer's body, from byte 0: handed out by the first `open(0..b)`.
+    /// The first answer's body, from byte 0: handed out by the first `open(0..b)` with
+    /// `b <= first_end`.
     first: Mutex<Option<UrlBody>>,
+    /// Where the first answer ends: the length, or the first span's end.
+    first_end: u64,
 }
 
 impl RangedUrl {
@@ -471,7 +491,7 @@ impl RangedUrl {
             );
             return Err(io::Error::new(ErrorKind::InvalidInput, message));
         }
-        if start == 0 {
+        if start == 0 && end <= self.first_end {
             if let Some(mut body) = self.first.lock().take() {
                 body.left = end;
                 return Ok(body);

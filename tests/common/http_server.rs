@@ -6,7 +6,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -55,7 +55,8 @@ pub enum Send {
     /// All of it, at once.
     #[default]
     Whole,
-    /// Pieces of `piece` bytes with `pause` after each.
+    /// Pieces of `piece` bytes with `pause` between them (none after the last: a connection
+    /// counts as served until its body is sent, not a pause longer).
     Paced { piece: usize, pause: Duration },
     /// The first `n` bytes, then the connection is closed (the body ends before its
     /// Content-Length).
@@ -171,6 +172,10 @@ pub struct Server {
     stop: Arc<AtomicBool>,
     /// Connections being served now.
     live: Arc<AtomicUsize>,
+    /// The most connections served at once so far.
+    most_live: Arc<AtomicUsize>,
+    /// Body bytes written to connections so far.
+    sent: Arc<AtomicU64>,
 }
 
 impl Server {
@@ -183,11 +188,14 @@ impl Server {
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let live = Arc::new(AtomicUsize::new(0));
+        let most_live = Arc::new(AtomicUsize::new(0));
+        let sent = Arc::new(AtomicU64::new(0));
         let (gate_tx, gate_rx) = mpsc::channel::<()>();
         let gate_rx = Arc::new(Mutex::new(gate_rx));
         let handler: Arc<Handler> = Arc::new(handler);
         {
             let (log, stop, live) = (Arc::clone(&log), Arc::clone(&stop), Arc::clone(&live));
+            let (most_live, sent) = (Arc::clone(&most_live), Arc::clone(&sent));
             thread::spawn(move || {
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -196,10 +204,11 @@ impl Server {
                     let Ok(conn) = conn else { continue };
                     let (log, handler, gate) =
                         (Arc::clone(&log), Arc::clone(&handler), Arc::clone(&gate_rx));
-                    let live = Arc::clone(&live);
-                    live.fetch_add(1, Ordering::SeqCst);
+                    let (live, sent) = (Arc::clone(&live), Arc::clone(&sent));
+                    let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+                    most_live.fetch_max(now, Ordering::SeqCst);
                     thread::spawn(move || {
-                        if let Err(e) = serve(conn, &log, &*handler, &gate) {
+                        if let Err(e) = serve(conn, &log, &*handler, &gate, &sent) {
                             eprintln!("server: {e}");
                         }
                         live.fetch_sub(1, Ordering::SeqCst);
@@ -213,6 +222,8 @@ impl Server {
             gate: Mutex::new(Some(gate_tx)),
             stop,
             live,
+            most_live,
+            sent,
         }
     }
 
@@ -229,6 +240,16 @@ impl Server {
     /// How many connections are being served now (a client that hangs up ends its own).
     pub fn live_connections(&self) -> usize {
         self.live.load(Ordering::SeqCst)
+    }
+
+    /// The most connections served at once so far (the wake-up connection of `drop` aside).
+    pub fn most_live_connections(&self) -> usize {
+        self.most_live.load(Ordering::SeqCst)
+    }
+
+    /// Body bytes written to connections so far (a client may not have read them all).
+    pub fn body_bytes_sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
     }
 
     /// Lets every [`Send::Gated`] body (now and later) send the rest.
@@ -251,6 +272,7 @@ fn serve(
     log: &Mutex<Vec<Request>>,
     handler: &Handler,
     gate: &Mutex<mpsc::Receiver<()>>,
+    sent: &AtomicU64,
 ) -> io::Result<()> {
     // Never blocks a test for long: a client that stops reading or writing is dropped.
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -297,12 +319,15 @@ fn serve(
     text.push_str("\r\n");
     out.write_all(text.as_bytes())?;
     let body = &answer.body[..];
+    let mut out = Counted { out, sent };
     match answer.send {
         Send::Whole => out.write_all(body)?,
         Send::Paced { piece, pause } => {
-            for piece in body.chunks(piece) {
+            for (i, piece) in body.chunks(piece).enumerate() {
+                if i > 0 {
+                    thread::sleep(pause);
+                }
                 out.write_all(piece)?;
-                thread::sleep(pause);
             }
         }
         Send::Cut(n) => out.write_all(&body[..n])?,
@@ -322,4 +347,22 @@ fn serve(
         }
     }
     conn.shutdown(Shutdown::Write)
+}
+
+/// A connection's writer that counts the body bytes it wrote.
+struct Counted<'a> {
+    out: &'a TcpStream,
+    sent: &'a AtomicU64,
+}
+
+impl Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.sent.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
