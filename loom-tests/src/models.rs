@@ -450,7 +450,13 @@ impl Stream {
     fn write(&self, me: u64, k: usize) {
         // SAFETY: chunk `k` is inside `me`'s claim: no other writer writes it, and no reader
         // reads it before it is published (invariant 2, generalized; loom checks the reads).
-        self.chunks[k].with_mut(|p| unsafe { *p = Self::byte(k) });
+        self.chunks[k].with_mut(|p| unsafe {
+            assert_eq!(
+                *p, 0,
+                "chunk {k} written twice (the second time by writer {me})"
+            );
+            *p = Self::byte(k)
+        });
         let start = k as u64 * CHUNK;
         self.mark.publish_range(me, start, start + CHUNK);
     }
@@ -574,6 +580,51 @@ fn a_fetch_cancelled_mid_way_fails_only_the_missing_bytes() {
         let error = on_missing.join().unwrap();
         assert!(error.to_string().contains("dropped"), "{error}");
         assert_eq!(stream.mark.present(), vec![0..2 * CHUNK]);
+        assert_eq!(stream.mark.waiter_count(), 0);
+    });
+}
+
+/// `connections(2)`: two lanes of the fill (writers 10 and 11), each taking the lowest chunk
+/// that is neither present nor claimed (`claim_lowest`) until none is free, and a fetch
+/// (writer 1) of the last chunk, all at once; a waiter for a range across all three writers'
+/// bytes. Every chunk is written exactly once (a second write fails `Stream::write`, and loom
+/// reports the two as a race), the waiter is woken with its bytes written, and the last publish
+/// completes the stream.
+#[test]
+fn two_lanes_and_a_fetch_claim_disjoint_chunks_and_wake_a_waiter_across_them() {
+    model(Some(3), || {
+        let stream = Stream::ranged(3);
+        let across = {
+            let stream = Arc::clone(&stream);
+            thread::spawn(move || stream.wait_range(CHUNK, 3 * CHUNK))
+        };
+        let fetch = {
+            let stream = Arc::clone(&stream);
+            thread::spawn(move || {
+                if let Some(range) = stream.mark.claim_fetch(1, 2 * CHUNK, CHUNK, CHUNK) {
+                    assert_eq!(range, 2 * CHUNK..3 * CHUNK);
+                    stream.write(1, 2);
+                }
+                stream.mark.release(1);
+            })
+        };
+        let lane = |stream: &Stream, me: u64| {
+            while let Some(range) = stream.mark.claim_lowest(me, CHUNK) {
+                assert_eq!(range.end - range.start, CHUNK, "{range:?}");
+                stream.write(me, (range.start / CHUNK) as usize);
+            }
+            stream.mark.release(me);
+        };
+        let other = {
+            let stream = Arc::clone(&stream);
+            thread::spawn(move || lane(&stream, 11))
+        };
+        lane(&stream, 10);
+        other.join().unwrap();
+        fetch.join().unwrap();
+        assert_eq!(across.join().unwrap(), 3 * CHUNK);
+        assert_eq!(stream.mark.status(), Status::Complete { len: 3 * CHUNK });
+        assert_eq!(stream.mark.present(), vec![0..3 * CHUNK]);
         assert_eq!(stream.mark.waiter_count(), 0);
     });
 }

@@ -164,14 +164,15 @@ fn spawn_url(py: Python<'_>, builder: Builder, url: &str) -> PyResult<StreamCach
 }
 
 /// The settings that apply to a URL source only: `headers` (a mapping of header names to
-/// values, both `str`), and random access on demand (`fetch_ahead`, `fetch_span`,
-/// `max_fetches`), which a server that answers `Range` makes use of.
+/// values, both `str`), random access on demand (`fetch_ahead`, `fetch_span`, `max_fetches`)
+/// and `connections`, which a server that answers `Range` makes use of.
 #[derive(Default)]
 struct UrlSettings {
     headers: Vec<(String, String)>,
     fetch_ahead: Option<u64>,
     fetch_span: Option<u64>,
     max_fetches: Option<usize>,
+    connections: Option<usize>,
 }
 
 impl UrlSettings {
@@ -180,6 +181,7 @@ impl UrlSettings {
         fetch_ahead: Option<&Bound<'_, PyAny>>,
         fetch_span: Option<&Bound<'_, PyAny>>,
         max_fetches: Option<&Bound<'_, PyAny>>,
+        connections: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<UrlSettings> {
         let mut settings = UrlSettings {
             fetch_ahead: option(fetch_ahead, "fetch_ahead")?,
@@ -193,6 +195,16 @@ impl UrlSettings {
             settings.max_fetches = Some(
                 usize::try_from(n).map_err(|_| PyValueError::new_err("max_fetches too large"))?,
             );
+        }
+        match option(connections, "connections")? {
+            Some(0) => return Err(PyValueError::new_err("connections must be > 0")),
+            Some(n) => {
+                settings.connections = Some(
+                    usize::try_from(n)
+                        .map_err(|_| PyValueError::new_err("connections too large"))?,
+                );
+            }
+            None => {}
         }
         if let Some(headers) = headers.filter(|h| !h.is_none()) {
             // Any mapping (`dict`, `requests`' `CaseInsensitiveDict`, ...): its `items()`.
@@ -230,6 +242,7 @@ impl UrlSettings {
             || self.fetch_ahead.is_some()
             || self.fetch_span.is_some()
             || self.max_fetches.is_some()
+            || self.connections.is_some()
     }
 
     fn apply(self, mut builder: Builder) -> Builder {
@@ -245,6 +258,9 @@ impl UrlSettings {
         if let Some(n) = self.max_fetches {
             builder = builder.max_fetches(n);
         }
+        if let Some(n) = self.connections {
+            builder = builder.connections(n);
+        }
         builder
     }
 }
@@ -259,9 +275,9 @@ fn spawn_error(py: Python<'_>, e: std::io::Error) -> PyErr {
 ///
 /// `StreamCache(source, *, memory_limit=8 << 20, expected_len=None, max_len=None,
 /// temp_dir=None, chunk_size=None, headers=None, fetch_ahead=None, fetch_span=None,
-/// max_fetches=None)`; `source` is an http(s) URL, a binary file object (`readinto` or
-/// `read`), a bytes-like object, or an iterable of bytes-like chunks. The last four apply to
-/// a URL only.
+/// max_fetches=None, connections=None)`; `source` is an http(s) URL, a binary file object
+/// (`readinto` or `read`), a bytes-like object, or an iterable of bytes-like chunks. The last
+/// five apply to a URL only.
 #[pyclass(
     frozen,
     subclass,
@@ -276,8 +292,8 @@ struct PyStreamCache {
 impl PyStreamCache {
     #[new]
     #[pyo3(
-        signature = (source, *, memory_limit=None, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=None, fetch_span=None, max_fetches=None),
-        text_signature = "(source, *, memory_limit=8388608, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4194304, fetch_span=4194304, max_fetches=2)"
+        signature = (source, *, memory_limit=None, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=None, fetch_span=None, max_fetches=None, connections=None),
+        text_signature = "(source, *, memory_limit=8388608, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4194304, fetch_span=4194304, max_fetches=2, connections=1)"
     )]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one each.
     fn new(
@@ -292,8 +308,10 @@ impl PyStreamCache {
         fetch_ahead: Option<&Bound<'_, PyAny>>,
         fetch_span: Option<&Bound<'_, PyAny>>,
         max_fetches: Option<&Bound<'_, PyAny>>,
+        connections: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyStreamCache> {
-        let url_settings = UrlSettings::new(headers, fetch_ahead, fetch_span, max_fetches)?;
+        let url_settings =
+            UrlSettings::new(headers, fetch_ahead, fetch_span, max_fetches, connections)?;
         let mut builder = StreamCache::builder().thread_name("streamcache-filler");
         if let Some(n) = option(memory_limit, "memory_limit")? {
             let n =
@@ -323,7 +341,8 @@ impl PyStreamCache {
         let is_url = source.is_instance_of::<PyString>();
         if !is_url && url_settings.any() {
             return Err(PyValueError::new_err(
-                "headers, fetch_ahead, fetch_span and max_fetches apply to a URL source only",
+                "headers, fetch_ahead, fetch_span, max_fetches and connections apply to a URL \
+                 source only",
             ));
         }
         let inner = if let Ok(text) = source.cast::<PyString>() {

@@ -10,7 +10,7 @@ class StreamCache(_Core):
 
     ``StreamCache(source, *, memory_limit=8 << 20, expected_len=None, max_len=None,
     temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4 << 20, fetch_span=4 << 20,
-    max_fetches=2)``
+    max_fetches=2, connections=1)``
 
     ``source`` is an http(s) URL, a binary file object (``readinto`` is preferred over
     ``read``), a bytes-like object, or an iterable of bytes-like chunks (a generator,
@@ -23,7 +23,10 @@ class StreamCache(_Core):
     ``{"Authorization": "Bearer ..."}`` for a private file; values never appear in errors).
     When the server answers ``Range``, a read at least ``fetch_ahead`` bytes past the
     in-order download is fetched at once, ``fetch_span`` bytes per request, by up to
-    ``max_fetches`` requests at a time (0: in order only).
+    ``max_fetches`` requests at a time (0: in order only); ``connections=n`` fills the
+    stream over ``n`` requests at once, ``fetch_span`` bytes each, lowest first (for a server
+    or an object store that limits each connection: ``n`` times the rate, and every reader
+    still reads from the first byte as it arrives).
 
     Reading: ``reader(offset=0)`` (an ``io.RawIOBase``), ``read(offset, size)`` (``bytes``),
     ``cache[a:b]`` (a read-only ``memoryview`` of the stored bytes, no copy),

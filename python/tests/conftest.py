@@ -135,7 +135,8 @@ class _HeldHandler(http.server.BaseHTTPRequestHandler):
     """A static file server that honours `Range` (206, `Content-Range`, a strong `ETag`) and
     holds back the in-order body: a response that starts below `server.hold` sends the bytes
     below it, then waits for `server.release` (an Event) before any byte at or past it. A
-    response that starts at or past `hold` (a fetch far ahead) is sent at once."""
+    response that starts at or past `hold` (a fetch far ahead) is sent at once, unless
+    `server.hold_all`: then it waits for `release` too."""
 
     protocol_version = "HTTP/1.1"
 
@@ -160,7 +161,10 @@ class _HeldHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("ETag", '"held-v1"')
         self.send_header("Content-Length", str(end - start))
         self.end_headers()
-        held = start < server.hold
+        held = start < server.hold or server.hold_all
+        with server.lock:
+            server.live += 1
+            server.most_live = max(server.most_live, server.live)
         try:
             pos = start
             while pos < end:
@@ -177,6 +181,9 @@ class _HeldHandler(http.server.BaseHTTPRequestHandler):
                 pos = stop
         except (BrokenPipeError, ConnectionResetError):
             pass
+        finally:
+            with server.lock:
+                server.live -= 1
 
     def log_message(self, *args):
         pass
@@ -186,10 +193,13 @@ class _HeldHandler(http.server.BaseHTTPRequestHandler):
 def held_server():
     """A ranged server whose in-order body stops at `server.hold` (default 1 MiB) until
     `server.release.set()`: put bytes in `server.files[name]`, fetch `server.url(name)`;
-    `server.requests` lists each request's range and headers, `server.sent` counts bytes."""
+    `server.requests` lists each request's range and headers, `server.sent` counts bytes,
+    `server.live` the responses being sent now and `server.most_live` the most at once."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HeldHandler)
     server.daemon_threads = True
     server.files, server.requests, server.sent = {}, [], 0
+    server.live = server.most_live = 0
+    server.hold_all = False  # True: every response waits at `hold`, wherever it starts
     server.hold, server.release, server.lock = 1 << 20, threading.Event(), threading.Lock()
     server.url = lambda name: f"http://127.0.0.1:{server.server_address[1]}/{name}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
