@@ -181,9 +181,9 @@ impl StreamCache {
         if buf.is_empty() {
             return Ok(0);
         }
-        // The caller wants all of `buf`: a ranged source fetches it in parallel spans now,
-        // though this call returns once its first bytes are there.
-        crate::ranged::prefetch(self.shared(), offset, offset + buf.len() as u64);
+        // The caller wants all of `buf`: a ranged source fetches it in parallel spans now when
+        // it is far ahead, though this call returns once its first bytes are there.
+        crate::ranged::prefetch_far(self.shared(), offset, offset + buf.len() as u64);
         let run_end = self.wait_run(offset, offset + 1)?;
         if run_end <= offset {
             return Ok(0);

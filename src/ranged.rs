@@ -123,6 +123,29 @@ pub(crate) fn request(shared: &Arc<Shared>, offset: u64) {
     }
 }
 
+/// A read or wait of `[start, end)`: if its first missing byte is far ahead of the mark (at
+/// least `fetch_ahead`), its missing parts are fetched now, as [`prefetch`] does; if not, the
+/// fill is bringing it, and nothing is fetched: a long wait from the prefix (`wait_complete`,
+/// `slice(..)`) is the fill's to serve (over `connections`, when a user wants it faster),
+/// never a burst of fetches racing it, re-sending what the fill was about to read.
+pub(crate) fn prefetch_far(shared: &Arc<Shared>, start: u64, end: u64) {
+    let Some(ranged) = &shared.ranged else { return };
+    let far = shared
+        .mark
+        .available()
+        .saturating_add(shared.settings.fetch.fetch_ahead);
+    if end.min(ranged.fixed.len()) <= far {
+        return; // Near the prefix (no lock: a read keeping pace).
+    }
+    if shared
+        .mark
+        .first_missing(start, end)
+        .is_some_and(|first| first >= far)
+    {
+        prefetch(shared, start, end);
+    }
+}
+
 /// A reader will need all of `[start, end)`: asks for fetches of its missing parts now, as
 /// [`request`] would for each, so that a long read far ahead is brought by up to
 /// `max_fetches` transfers at once instead of one span after another. Asks for at most

@@ -297,6 +297,58 @@ fn a_long_read_far_ahead_is_fetched_by_parallel_spans() {
     }
 }
 
+/// A long wait or read that starts at the prefix is the fill's to serve: `wait_complete`,
+/// `slice(..)` and `read_at(0, whole)` while the fill is held fetch nothing (with fetches for
+/// the parts far ahead, each re-opening the fill past them, a whole download over a server that
+/// limits each request would become a burst of fetches racing the fill, sending bytes twice).
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes: too slow under miri (tests/ranged_model.rs runs there)"
+)]
+fn a_long_wait_from_the_prefix_fetches_nothing() {
+    let source = Source::new(4 << 20).gate_fill(64 * KIB);
+    let len = source.len();
+    let cache = source.spawn(builder().max_fetches(3)).unwrap();
+    let waits: Vec<std::thread::JoinHandle<io::Result<u64>>> = vec![
+        {
+            let cache = cache.clone();
+            std::thread::spawn(move || cache.wait_complete())
+        },
+        {
+            let cache = cache.clone();
+            std::thread::spawn(move || cache.slice(..).map(|s| s.len() as u64))
+        },
+        {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0; len as usize];
+                cache.read_at(0, &mut buf).map(|n| n as u64)
+            })
+        },
+    ];
+    eventually("the fill held at its head", || {
+        cache.available() == 64 * KIB
+    });
+    // A fetch would be asked for as each wait begins, before it parks: give them the time.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        source.opened(),
+        vec![0..len],
+        "only the fill opened the source"
+    );
+    source.fill_gate.open();
+    for wait in waits {
+        assert!(no_hang("a wait", move || wait.join().unwrap()).unwrap() > 0);
+    }
+    assert_eq!(source.opened(), vec![0..len]);
+    assert_eq!(
+        source.delivered.load(Ordering::SeqCst),
+        len,
+        "every byte once"
+    );
+}
+
 #[test]
 #[cfg_attr(
     miri,
