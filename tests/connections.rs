@@ -120,6 +120,23 @@ impl Counter {
     }
 }
 
+/// A cache from `builder` over [`Counter`]'s source of `len` bytes (`hold` and `pause` as
+/// for [`Counter::open`]): the cache, the source's bytes, and the counter.
+fn counted(
+    builder: Builder,
+    len: usize,
+    hold: usize,
+    pause: Duration,
+) -> (StreamCache, Arc<Vec<u8>>, Arc<Counter>) {
+    let data = Arc::new(pattern(len));
+    let counter = Arc::new(Counter::default());
+    let (d, c) = (Arc::clone(&data), Arc::clone(&counter));
+    let cache = builder
+        .spawn_ranged(len as u64, move |range| Ok(c.open(&d, range, hold, pause)))
+        .unwrap();
+    (cache, data, counter)
+}
+
 /// `n` connections at once, never more than `n + max_fetches` with far reads beside them;
 /// every span at most `fetch_span` long; the bytes read within `len + n × fetch_span`.
 #[test]
@@ -129,19 +146,12 @@ fn n_transfers_fill_at_once_and_never_more_than_n_plus_max_fetches() {
             const LEN: usize = 2 << 20;
             let span = 64 * KIB;
             let max_fetches = 2;
-            let data = Arc::new(pattern(LEN));
-            let counter = Arc::new(Counter::default());
-            let (d, c) = (Arc::clone(&data), Arc::clone(&counter));
-            let cache = StreamCache::builder()
+            let builder = StreamCache::builder()
                 .connections(n)
                 .fetch_span(span)
                 .fetch_ahead(256 * KIB)
-                .max_fetches(max_fetches)
-                .thread_name("sc-conn-count")
-                .spawn_ranged(LEN as u64, move |range| {
-                    Ok(c.open(&d, range, n, Duration::from_millis(2)))
-                })
-                .unwrap();
+                .max_fetches(max_fetches);
+            let (cache, data, counter) = counted(builder, LEN, n, Duration::from_millis(2));
             // Far reads from three threads while the fill goes on: fetches beside the lanes.
             let far: Vec<_> = (0..3u64)
                 .map(|t| {
@@ -189,17 +199,11 @@ fn the_lowest_missing_spans_are_filled_first() {
     finishes(|| {
         const LEN: usize = 4 << 20;
         let (n, span) = (4usize, 64 * KIB);
-        let data = Arc::new(pattern(LEN));
-        let counter = Arc::new(Counter::default());
-        let (d, c) = (Arc::clone(&data), Arc::clone(&counter));
-        let cache = StreamCache::builder()
+        let builder = StreamCache::builder()
             .connections(n)
             .fetch_span(span)
-            .max_fetches(0)
-            .spawn_ranged(LEN as u64, move |range| {
-                Ok(c.open(&d, range, 1, Duration::from_millis(1)))
-            })
-            .unwrap();
+            .max_fetches(0);
+        let (cache, data, counter) = counted(builder, LEN, 1, Duration::from_millis(1));
         let mut samples = 0;
         let mut last_mark = 0;
         while !matches!(cache.status(), Status::Complete { .. }) {

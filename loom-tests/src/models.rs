@@ -461,6 +461,26 @@ impl Stream {
         self.mark.publish_range(me, start, start + CHUNK);
     }
 
+    /// [`wait_range`](Self::wait_range) on a thread of its own.
+    fn spawn_wait_range(stream: &Arc<Self>, start: u64, end: u64) -> thread::JoinHandle<u64> {
+        let stream = Arc::clone(stream);
+        thread::spawn(move || stream.wait_range(start, end))
+    }
+
+    /// An on-demand fetch (writer 1) of chunk `k`, on a thread of its own: claims it unless
+    /// another writer has, writes it, and releases its claim.
+    fn spawn_fetch(stream: &Arc<Self>, k: usize) -> thread::JoinHandle<()> {
+        let stream = Arc::clone(stream);
+        thread::spawn(move || {
+            let at = k as u64 * CHUNK;
+            if let Some(range) = stream.mark.claim_fetch(1, at, CHUNK, CHUNK) {
+                assert_eq!(range, at..at + CHUNK);
+                stream.write(1, k);
+            }
+            stream.mark.release(1);
+        })
+    }
+
     /// A blocking waiter for `[start, end)` that reaches it: every chunk of it holds its bytes.
     fn wait_range(&self, start: u64, end: u64) -> u64 {
         let run = self
@@ -489,20 +509,8 @@ impl Stream {
 fn fill_and_fetch_meet_and_wake_a_waiter_spanning_both() {
     model(Some(3), || {
         let stream = Stream::ranged(3);
-        let spanning = {
-            let stream = Arc::clone(&stream);
-            thread::spawn(move || stream.wait_range(CHUNK, 3 * CHUNK))
-        };
-        let fetch = {
-            let stream = Arc::clone(&stream);
-            thread::spawn(move || {
-                if let Some(range) = stream.mark.claim_fetch(1, 2 * CHUNK, CHUNK, CHUNK) {
-                    assert_eq!(range, 2 * CHUNK..3 * CHUNK);
-                    stream.write(1, 2);
-                }
-                stream.mark.release(1);
-            })
-        };
+        let spanning = Stream::spawn_wait_range(&stream, CHUNK, 3 * CHUNK);
+        let fetch = Stream::spawn_fetch(&stream, 2);
         for k in 0..3 {
             let at = k as u64 * CHUNK;
             match stream.mark.claim_at(0, at, at + CHUNK) {
@@ -594,20 +602,8 @@ fn a_fetch_cancelled_mid_way_fails_only_the_missing_bytes() {
 fn two_lanes_and_a_fetch_claim_disjoint_chunks_and_wake_a_waiter_across_them() {
     model(Some(3), || {
         let stream = Stream::ranged(3);
-        let across = {
-            let stream = Arc::clone(&stream);
-            thread::spawn(move || stream.wait_range(CHUNK, 3 * CHUNK))
-        };
-        let fetch = {
-            let stream = Arc::clone(&stream);
-            thread::spawn(move || {
-                if let Some(range) = stream.mark.claim_fetch(1, 2 * CHUNK, CHUNK, CHUNK) {
-                    assert_eq!(range, 2 * CHUNK..3 * CHUNK);
-                    stream.write(1, 2);
-                }
-                stream.mark.release(1);
-            })
-        };
+        let across = Stream::spawn_wait_range(&stream, CHUNK, 3 * CHUNK);
+        let fetch = Stream::spawn_fetch(&stream, 2);
         let lane = |stream: &Stream, me: u64| {
             while let Some(range) = stream.mark.claim_lowest(me, CHUNK) {
                 assert_eq!(range.end - range.start, CHUNK, "{range:?}");
