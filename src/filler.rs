@@ -40,14 +40,22 @@ pub(crate) fn run_ranged(shared: Arc<Shared>) {
 
 /// Runs `fill` and records how it ended: complete, failed, or panicked (a failure too).
 fn finish(shared: &Shared, fill: impl FnOnce() -> io::Result<()>) {
-    match panic::catch_unwind(AssertUnwindSafe(fill)) {
-        Ok(Ok(())) => shared.mark.complete(),
-        Ok(Err(error)) => shared.mark.fail(error),
-        Err(payload) => shared.mark.fail(io::Error::other(format!(
+    match unwound(fill) {
+        Ok(()) => shared.mark.complete(),
+        Err(error) => shared.mark.fail(error),
+    }
+}
+
+/// `write()`, with a panic in it (the caller's source or `open`) turned into an error: every
+/// writer of a stream (the filler, a lane, a fetch) runs under this, so that a panic fails the
+/// stream at once instead of leaving a claim nobody will ever write.
+pub(crate) fn unwound(write: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    panic::catch_unwind(AssertUnwindSafe(write)).unwrap_or_else(|payload| {
+        Err(io::Error::other(format!(
             "the source panicked: {}",
             panic_message(&*payload)
-        ))),
-    }
+        )))
+    })
 }
 
 /// Everything the filler thread owns.

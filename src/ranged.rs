@@ -6,6 +6,7 @@
 //! publishes them (`publish_range`): no byte is written twice, and none is written once
 //! present.
 
+use crate::filler::unwound;
 use crate::ranges::{At, WriterId};
 use crate::shared::Shared;
 use crate::source::{Feed, Resumable};
@@ -181,7 +182,7 @@ fn fetch_loop(shared: &Shared, first: u64) {
             queue.next_id += 1;
             queue.next_id - 1
         };
-        if let Err(error) = fetch_one(shared, ranged, id, offset) {
+        if let Err(error) = unwound(|| fetch_one(shared, ranged, id, offset)) {
             shared.mark.fail(error);
         }
         shared.mark.release(id);
@@ -248,24 +249,27 @@ const LANE: WriterId = 1 << 63;
 /// `n - 1` scoped threads), each taking the lowest span that is neither present nor claimed
 /// (`Watermark::claim_lowest`), writing it over a connection of its own, then taking the
 /// next. So the prefix grows in order at up to `n` times one connection's rate, and never a
-/// byte is asked for twice but after a break. A lane's failure fails the stream at once (the
-/// others stop at their next chunk); dropping every handle cancels them all.
+/// byte is asked for twice but after a break. A lane's failure (or panic) fails the stream at
+/// once, and the others stop at their next chunk: the scope would otherwise wait for them to
+/// finish every span before it reported it. Dropping every handle cancels them all.
 fn fill_lanes(shared: &Shared, n: usize) -> io::Result<()> {
+    let run = move |id: WriterId| {
+        if let Err(error) = unwound(|| lane(shared, id)) {
+            shared.mark.fail(error);
+        }
+    };
     thread::scope(|scope| {
         for k in 1..n {
-            let lane = thread::Builder::new()
+            let spawned = thread::Builder::new()
                 .name(format!("{}:span", shared.settings.thread_name()))
-                .spawn_scoped(scope, move || {
-                    if let Err(error) = lane(shared, LANE + k as u64) {
-                        shared.mark.fail(error);
-                    }
-                });
-            if lane.is_err() {
+                .spawn_scoped(scope, move || run(LANE + k as u64));
+            if spawned.is_err() {
                 break; // No more threads: fewer lanes, the same bytes.
             }
         }
-        lane(shared, LANE)
-    })
+        run(LANE);
+    });
+    Ok(()) // Complete once every byte is present (the last publish completes it).
 }
 
 /// One lane of [`fill_lanes`]: spans, lowest first, until none is free.

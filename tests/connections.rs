@@ -474,3 +474,37 @@ fn dropping_every_handle_closes_every_connection_and_ends_every_thread() {
     eventually("every thread of the cache ended", || threads() == 0);
     eventually("every connection closed", || server.live_connections() == 0);
 }
+
+/// A panic in one lane's `open` fails the stream at once, while the other lanes are held: the
+/// readers get the panic's message, they do not wait for every other span first.
+#[test]
+fn a_panic_in_one_lane_fails_the_stream_at_once() {
+    finishes(|| {
+        let span = 64 * KIB;
+        let held = Arc::new((Mutex::new(true), Condvar::new()));
+        let gate = Arc::clone(&held);
+        let cache = StreamCache::builder()
+            .connections(3)
+            .fetch_span(span)
+            .max_fetches(0)
+            .spawn_ranged(16 * span, move |range| {
+                if range.start == span {
+                    panic!("open refused {range:?}");
+                }
+                // Every other span waits until the test is over.
+                let (lock, released) = &*gate;
+                let mut still = lock.lock().unwrap();
+                while *still {
+                    still = released.wait(still).unwrap();
+                }
+                Ok(io::repeat(7).take(range.end - range.start))
+            })
+            .unwrap();
+        let err = cache.slice(..).unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+        assert!(err.to_string().contains("open refused"), "{err}");
+        assert!(matches!(cache.status(), Status::Failed { .. }));
+        *held.0.lock().unwrap() = false;
+        held.1.notify_all();
+    });
+}

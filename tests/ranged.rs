@@ -297,6 +297,37 @@ fn a_long_read_far_ahead_is_fetched_by_parallel_spans() {
     }
 }
 
+/// A panic in a fetch's `open` fails the stream (the readers of the fetched range get its
+/// message) instead of leaving a claim that nobody will ever write.
+#[test]
+fn a_panic_in_a_fetch_fails_the_stream() {
+    let len = 1u64 << 20;
+    let cache = builder()
+        .spawn_ranged(len, move |range| {
+            if range.start != 0 {
+                panic!("fetch refused {range:?}");
+            }
+            // The fill: a byte every 5 ms, far from the end when the test is over.
+            struct Slow;
+            impl Read for Slow {
+                fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    buf[0] = 1;
+                    Ok(1)
+                }
+            }
+            Ok(Slow.take(range.end))
+        })
+        .unwrap();
+    let tail = cache.clone();
+    let err = no_hang("the far read", move || {
+        tail.slice(len - 10..).map(<[u8]>::to_vec)
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("fetch refused"), "{err}");
+    assert!(matches!(cache.status(), Status::Failed { .. }));
+}
+
 /// A long wait or read that starts at the prefix is the fill's to serve: `wait_complete`,
 /// `slice(..)` and `read_at(0, whole)` while the fill is held fetch nothing (with fetches for
 /// the parts far ahead, each re-opening the fill past them, a whole download over a server that
