@@ -11,6 +11,7 @@
 //! Linux only: the limits, the memory workload and the machine facts read `/proc` and call
 //! `posix_fallocate`, `statfs` and `clock_gettime` through libc.
 
+mod connections;
 mod contenders;
 mod limits;
 mod memory;
@@ -21,6 +22,11 @@ mod sys;
 mod throughput;
 mod wake_latency;
 
+pub use connections::{
+    aria2c, at_second_start, conn_rss_child, conn_rss_measure, find_program, hf_transfer,
+    hf_transfer_version, probe, sha256_read, streamcache_fill, streamcache_hashing,
+    write_generated, Digest256, Download, Hashed, Nginx, Sent, CONN_RSS_CHILD, SECOND_PHASE,
+};
 pub use contenders::{
     stream_download, streamcache, streamcatcher, tokio_runtime, Class, Contender, Locked,
     LockedReader, Setup, Store,

@@ -2,6 +2,7 @@
 //! its own (the report's binary run again with [`RSS_CHILD`]), so that nothing else is counted.
 
 use crate::{expected_sum, rss_anon_kb, sequential, Contender, Setup};
+use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +31,15 @@ pub fn rss_child(args: &[String]) -> io::Result<()> {
     let readers: usize = readers.parse().map_err(bad)?;
     // The checksum first: its pass over the generator must not count.
     expected_sum(setup.len);
+    let (baseline, peak, run) = peak_rss_anon(|| sequential(c, &setup, readers))?;
+    run.check(setup.len)?;
+    print_rss(baseline, peak, run.elapsed);
+    Ok(())
+}
+
+/// Runs `f` while a thread samples this process's `RssAnon` every millisecond: the baseline
+/// just before `f` and the peak while it ran (KiB), and what `f` returned.
+pub(crate) fn peak_rss_anon<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<(u64, u64, T)> {
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let stop = Arc::clone(&stop);
@@ -43,15 +53,18 @@ pub fn rss_child(args: &[String]) -> io::Result<()> {
         })
     };
     std::thread::sleep(Duration::from_millis(20));
-    let baseline = rss_anon_kb()?;
-    let run = sequential(c, &setup, readers)?;
+    let baseline = rss_anon_kb();
+    let out = f();
     stop.store(true, Ordering::Relaxed);
     let peak = sampler
         .join()
         .map_err(|_| io::Error::other("sampler panicked"))?;
-    run.check(setup.len)?;
-    println!("rss {baseline} {peak} {}", run.elapsed.as_nanos());
-    Ok(())
+    Ok((baseline?, peak, out?))
+}
+
+/// The line a child prints for [`child_rss`] to read.
+pub(crate) fn print_rss(baseline_kb: u64, peak_kb: u64, elapsed: Duration) {
+    println!("rss {baseline_kb} {peak_kb} {}", elapsed.as_nanos());
 }
 
 /// Runs one (d) measurement in a child process: (baseline, peak) in bytes and the elapsed time.
@@ -62,13 +75,21 @@ pub fn rss_measure(
     readers: usize,
     dir: &Path,
 ) -> io::Result<(u64, u64, Duration)> {
-    let out = Command::new(std::env::current_exe()?)
-        .args([RSS_CHILD, c.id()])
-        .arg(len.to_string())
-        .arg(limit.to_string())
-        .arg(readers.to_string())
-        .arg(dir)
-        .output()?;
+    let args = [
+        RSS_CHILD.into(),
+        c.id().into(),
+        len.to_string().into(),
+        limit.to_string().into(),
+        readers.to_string().into(),
+        dir.into(),
+    ];
+    child_rss(&args)
+}
+
+/// Runs this binary again with `args` (a child mode's first argument and its own) and reads
+/// the line it prints with [`print_rss`]: (baseline, peak) in bytes and the elapsed time.
+pub(crate) fn child_rss(args: &[OsString]) -> io::Result<(u64, u64, Duration)> {
+    let out = Command::new(std::env::current_exe()?).args(args).output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
         .lines()

@@ -1,7 +1,9 @@
-"""The Python benchmark of issues 15 and 19: streamcache against what runs beside it, in one run.
+"""The Python benchmark of issues 15, 19 and 20: streamcache against what runs beside it, in one
+run.
 
-Packages: pip install fsspec aiohttp requests wrapt==1.14.1 && pip install --no-deps buffer==0.2.1
-(python/bench/install-deps does both, into $PYTHON); the URL rows need nginx (apt-get install nginx).
+Packages: pip install fsspec aiohttp requests hf-transfer wrapt==1.14.1 && pip install --no-deps
+buffer==0.2.1 (python/bench/install-deps does both, into $PYTHON); the URL rows need nginx
+(apt-get install nginx); without hf-transfer the connections row is skipped, saying why.
 
     python python/bench/bench.py             # 256 MiB streams, the hash case on 1 GiB
     python python/bench/bench.py --mib 32 --hash-mib 64 --url-mib 64    # quick
@@ -222,14 +224,15 @@ def make_zip(path, total, seed=14):
     return name, hashlib.sha256(data).hexdigest()
 
 
-def over_url(server, ours, theirs):
-    """`ours` and `theirs` in turn, best of 3, each run followed (untimed) by a wait until nginx
-    writes no response any more, so that a download that outlives its reader neither overlaps
-    the next run nor goes uncounted: their seconds, and the bytes nginx sent in each run of
-    each."""
+def over_url(server, ours, theirs, cleanup=lambda: None):
+    """`ours` and `theirs` in turn, best of 3, each run followed (untimed) by `cleanup()` and a
+    wait until nginx writes no response any more, so that a download that outlives its reader
+    neither overlaps the next run nor goes uncounted: their seconds, and the bytes nginx sent in
+    each run of each."""
     sent = ([], [])
 
     def after(i):
+        cleanup()
         gc.collect()
         n, idle = server.take_sent()
         if not idle:
@@ -287,6 +290,70 @@ def whole_read(server, url, size):
     return over_url(server, ours, theirs)
 
 
+CONNECTIONS = 8
+FETCH_SPAN = 4 * MIB  # StreamCache's default fetch_span
+
+
+def connections_read(server, url, size, hf_transfer):
+    """The whole file over the URL with 8 connections: a new StreamCache(url, connections=8)
+    (its default fetch_span, 4 MiB) read through reader() to its end with readinto a 1 MiB
+    bytearray, against hf_transfer.download(max_files=8) into a temporary file, its chunk_size
+    that fetch_span (the same requests), the file removed after each run, untimed. Both timed
+    here, around the call. See over_url for what it returns."""
+    import tempfile
+
+    buf = bytearray(MIB)
+    with tempfile.TemporaryDirectory(prefix="streamcache-bench-hf-") as folder:
+        path = os.path.join(folder, "file.bin")
+
+        def ours():
+            cache = streamcache.StreamCache(url, connections=CONNECTIONS)
+            assert drain(cache.reader(), buf) == size
+            del cache
+
+        def theirs():
+            hf_transfer.download(url, path, max_files=CONNECTIONS, chunk_size=FETCH_SPAN)
+            assert os.path.getsize(path) == size
+
+        def cleanup():
+            if os.path.exists(path):
+                os.remove(path)
+
+        return over_url(server, ours, theirs, cleanup)
+
+
+def connections_row(server, url, size, url_mib, row, sent):
+    """The connections row, if hf_transfer is installed; its context sentence (or why it was
+    skipped)."""
+    try:
+        import hf_transfer
+    except ImportError as e:
+        reason = f"Connections row skipped: {e} (pip install hf-transfer, or python/bench/install-deps)."
+        print(f"  {reason}", file=sys.stderr)
+        return reason
+    at_second_start()
+    alone = server.probe("big.zip", FETCH_SPAN)
+    server.take_sent()
+    o, t, conn_sent = connections_read(server, url, size, hf_transfer)
+    row(f"StreamCache(url, connections={CONNECTIONS}) whole read through reader() (1 MiB readinto) "
+        f"over the URL, {url_mib} MiB", "s", o, t,
+        f"hf_transfer {_version('hf-transfer')} download(max_files={CONNECTIONS}, chunk_size=4 MiB)",
+        1.0, lower_is_better=True)
+    # nginx waits written / rate whole milliseconds after each write: where that rounds to 0, a
+    # request of at most a second's worth goes at once.
+    ratio = FETCH_SPAN / alone / server.rate_bytes()
+    throttled = "hardly throttled" if ratio > 2 else "throttled near the rate"
+    return (f"{CONNECTIONS} connections: nginx sent streamcache {sent(conn_sent[0])}, hf_transfer "
+            f"{sent(conn_sent[1])}; both ask for spans of 4 MiB, and one such request alone took "
+            f"{alone * 1e3:.0f} ms ({ratio:.2f}× limit_rate): {throttled}.")
+
+
+def _version(package):
+    from importlib import metadata
+
+    return metadata.version(package)
+
+
 def url_rows(binary, url_mib, rate, row):
     """The URL rows on a private nginx serving a generated zip of `url_mib` MiB at `rate` per
     response; returns their context line (what nginx sent)."""
@@ -306,16 +373,19 @@ def url_rows(binary, url_mib, rate, row):
         row(f"whole read through reader() (1 MiB readinto) over the URL, {url_mib} MiB", "s", o, t,
             "requests iter_content 1 MiB", 1.0, lower_is_better=True, within=0.01)
 
-    def sent(runs):
-        mib = "/".join(f"{n / MIB:.1f}" for n in runs)
-        return f"{mib} MiB (≤{max(runs) / size:.3f}× the file)"
+        def sent(runs):
+            mib = "/".join(f"{n / MIB:.1f}" for n in runs)
+            return f"{mib} MiB (≤{max(runs) / size:.3f}× the file)"
+
+        conn_context = connections_row(server, url, size, url_mib, row, sent)
 
     return (f"Over the URL: {nginx.version(binary)} on 127.0.0.1, limit_rate {rate} per response "
             f"(rate × (whole seconds since the request + 1): every run begins 50 ms into a "
             f"second of the wall clock), a {size / MIB:.1f} MiB zip of {ENTRIES} "
             f"stored entries. nginx sent, per run: "
             f"zipfile streamcache {sent(zip_sent[0])}, fsspec {sent(zip_sent[1])}; "
-            f"whole read streamcache {sent(whole_sent[0])}, requests {sent(whole_sent[1])}.")
+            f"whole read streamcache {sent(whole_sent[0])}, requests {sent(whole_sent[1])}. "
+            + conn_context)
 
 
 def main():

@@ -108,6 +108,23 @@ http {{
                 self.proc.wait()
         shutil.rmtree(self.work, ignore_errors=True)
 
+    def rate_bytes(self):
+        """limit_rate in bytes per second (nginx's units: k and m are 1024 and 1024²)."""
+        text = str(self.rate).lower()
+        scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(text[-1:], 1)
+        return int(text.rstrip("kmg")) * scale
+
+    def probe(self, name, length):
+        """The seconds one request alone for the first `length` bytes of `name` takes, from the
+        request to its last byte: what one connection gets at this rate."""
+        request = urllib.request.Request(self.url(name), headers={"Range": f"bytes=0-{length - 1}"})
+        start = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=60) as r:
+            got = len(r.read())
+        elapsed = time.perf_counter() - start
+        assert got == length, (got, length)
+        return elapsed
+
     def writing(self):
         """How many responses nginx is writing now, besides the status page's own."""
         with urllib.request.urlopen(self.url(STATUS.lstrip("/")), timeout=5) as r:

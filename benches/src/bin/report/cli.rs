@@ -2,7 +2,7 @@
 
 use crate::{MIB, READER_COUNTS};
 use clap::Parser;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use streamcache_benches::{mem_available, Contender, RANDOM_READ};
 
 /// streamcache side by side with its peers and with the machine's limits, every ratio taken
@@ -16,7 +16,7 @@ struct Args {
     /// Also write the table and the verdicts as JSON
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
-    /// Best of N for (a), (b) and (r)'s zip; (r) without seeks: 2N interleaved, at least 4
+    /// Best of N for (a), (b), (r)'s zip and (n); (r) without seeks: 2N interleaved, at least 4
     /// [default: 3, 1 with --quick]
     #[arg(long, value_name = "N")]
     reps: Option<usize>,
@@ -39,8 +39,21 @@ struct Args {
     /// (r) the server's rate per connection, bytes per second [default: 100M]
     #[arg(long, value_name = "SIZE", value_parser = size, default_value = "100M")]
     http_rate: u64,
+    /// (n) the file nginx serves [default: 512M, 128M with --quick]
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    conn_len: Option<u64>,
+    /// (n) nginx's limit_rate per request, bytes per second [default: 16M, nginx's `16m`]
+    #[arg(long, value_name = "SIZE", value_parser = size, default_value = "16M")]
+    conn_rate: u64,
+    /// (n) streamcache's fetch_span and hf_transfer's chunk_size [default: --conn-len / 8]
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    conn_span: Option<u64>,
+    /// (n) the Python that imports hf_transfer [default: target/bench-venv/bin/python if it
+    /// exists, else python3]
+    #[arg(long, value_name = "PATH")]
+    hf_python: Option<PathBuf>,
     /// Run only these workloads, e.g. --only ac
-    #[arg(long, value_name = "LETTERS", default_value = "abcdr")]
+    #[arg(long, value_name = "LETTERS", default_value = "abcdrn")]
     only: String,
     /// (a) only for these, e.g. streamcache-mem,naive (ids: naive, streamcatcher,
     /// stream-download, spooled, streamcache-mem, streamcache-spill)
@@ -68,6 +81,12 @@ pub(crate) struct Opts {
     /// (r): the served zip's size and the server's rate per connection (bytes/s).
     pub(crate) zip_len: u64,
     pub(crate) http_rate: u64,
+    /// (n): the served file's size, nginx's rate per request (bytes/s), the span of
+    /// streamcache's lanes and hf_transfer's chunks, the Python with hf_transfer.
+    pub(crate) conn_len: u64,
+    pub(crate) conn_rate: u64,
+    pub(crate) conn_span: u64,
+    pub(crate) hf_python: PathBuf,
     pub(crate) contenders: Vec<Contender>,
     pub(crate) readers: Vec<usize>,
     /// Bytes touched and freed before each timed run of the limits and (a): see
@@ -85,6 +104,9 @@ impl Opts {
         let len = args
             .len
             .unwrap_or(if quick { 128 * MIB } else { 1024 * MIB });
+        let conn_len = args
+            .conn_len
+            .unwrap_or(if quick { 128 * MIB } else { 512 * MIB });
         let opts = Opts {
             quick,
             json: args.json,
@@ -102,6 +124,11 @@ impl Opts {
                 .zip_len
                 .unwrap_or(if quick { 128 * MIB } else { 1024 * MIB }),
             http_rate: args.http_rate,
+            conn_len,
+            conn_rate: args.conn_rate,
+            // One span per lane at n = 8, as aria2c -s 8 cuts the file.
+            conn_span: args.conn_span.unwrap_or((conn_len / 8).max(1)),
+            hf_python: args.hf_python.unwrap_or_else(bench_python),
             contenders: if args.contenders.is_empty() {
                 Contender::ALL.to_vec()
             } else {
@@ -119,12 +146,18 @@ impl Opts {
             random_ops: if quick { 100_000 } else { 500_000 },
             wake_iters: if quick { 300 } else { 2000 },
         };
-        if opts.reps == 0 || opts.len < 2 * RANDOM_READ as u64 || opts.http_rate == 0 {
+        if opts.reps == 0
+            || opts.len < 2 * RANDOM_READ as u64
+            || opts.http_rate == 0
+            || opts.conn_rate == 0
+            || opts.conn_span == 0
+        {
             use clap::CommandFactory;
             Args::command()
                 .error(
                     clap::error::ErrorKind::ValueValidation,
-                    "--reps and --http-rate must be at least 1 and --len at least 8K",
+                    "--reps, --http-rate, --conn-rate and --conn-span must be at least 1 and --len at \
+                     least 8K",
                 )
                 .exit();
         }
@@ -134,6 +167,16 @@ impl Opts {
     /// Whether workload `workload` (a letter of `--only`) runs.
     pub(crate) fn runs(&self, workload: char) -> bool {
         self.only.contains(workload)
+    }
+}
+
+/// The bench's own venv (where `pip install hf-transfer` goes), else `python3` on `PATH`.
+fn bench_python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
     }
 }
 

@@ -7,6 +7,7 @@
 //! cargo run -p streamcache-benches --release --bin report -- --quick   # 128 MiB, one pass
 //! cargo run -p streamcache-benches --release --bin report -- --json report.json
 //! cargo run -p streamcache-benches --release --bin report -- --only ab --reps 5
+//! cargo run -p streamcache-benches --release --bin report -- --only n --quick
 //! ```
 //!
 //! Workloads (the contenders and their settings are in `benches/src/contenders.rs`):
@@ -18,6 +19,11 @@
 //! (r) ranged sources: a zip over HTTP (`ZipArchive::new` + the last entry against the whole
 //!     download, the bytes sent, stream-download beside it), and `spawn_ranged` against
 //!     `spawn_resumable` with no seek.
+//! (n) many connections fill one stream: against Debian's nginx at `limit_rate` per request,
+//!     `connections(n)` for n = 1, 2, 4, 8 against `aria2c -x n -s n` and hf_transfer's
+//!     `download(max_files=n)`, a reader hashing the stream as it arrives, the bytes nginx sent,
+//!     peak `RssAnon` with 8 connections against 1 (needs nginx; aria2c and hf_transfer when
+//!     found, see `--hf-python`).
 //!
 //! Limits, measured in the same run: L-mem (the best copy of the stream into fresh anonymous
 //! memory), L-file (the best copy into a pre-sized, fallocated temp file), S (one core folding a
@@ -37,6 +43,7 @@
 //! to the host (a first touch of that costs a host fault; see `streamcache_benches::prewarm`).
 
 mod cli;
+mod connections;
 mod memory;
 mod random;
 mod ranged;
@@ -47,7 +54,9 @@ mod wake;
 use cli::Opts;
 use std::io;
 use std::time::{Duration, Instant};
-use streamcache_benches::{cores, expected_sum, is_tmpfs, loadavg, Setup, MIB, RSS_CHILD};
+use streamcache_benches::{
+    cores, expected_sum, is_tmpfs, loadavg, Setup, CONN_RSS_CHILD, MIB, RSS_CHILD,
+};
 use table::Report;
 
 pub(crate) const GIB: f64 = (1u64 << 30) as f64;
@@ -55,11 +64,19 @@ pub(crate) const READER_COUNTS: [usize; 4] = [1, 2, 4, 8];
 /// The slack over `memory_limit` that (d) allows.
 pub(crate) const RSS_SLACK: u64 = 16 * MIB;
 
+/// What the binary does when run again as a child of one memory measurement.
+type Child = fn(&[String]) -> io::Result<()>;
+
 fn main() {
     let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some(RSS_CHILD) {
+    let child: Option<Child> = match args.next().as_deref() {
+        Some(RSS_CHILD) => Some(streamcache_benches::rss_child),
+        Some(CONN_RSS_CHILD) => Some(streamcache_benches::conn_rss_child),
+        _ => None,
+    };
+    if let Some(child) = child {
         let rest: Vec<String> = args.collect();
-        std::process::exit(match streamcache_benches::rss_child(&rest) {
+        std::process::exit(match child(&rest) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("rss child: {e}");
@@ -150,6 +167,9 @@ fn run(opts: &Opts) -> io::Result<()> {
     }
     if opts.runs('r') {
         ranged::ranged(opts, &setup, &mut report)?;
+    }
+    if opts.runs('n') {
+        connections::connections(opts, &mut report)?;
     }
     report.info("load average at end", loadavg());
     report.info("took", format!("{:.0} s", started.elapsed().as_secs_f64()));
