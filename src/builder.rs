@@ -500,9 +500,9 @@ impl Builder {
     /// # Errors
     ///
     /// `InvalidInput` if `chunk_size`, `fetch_span` or `connections` is 0; `StorageFull` if
-    /// `len` is above
-    /// [`max_len`](Self::max_len) or the spill file cannot be reserved for `len`; the OS error
-    /// if the thread cannot be spawned. Errors of `open` come later, to the readers.
+    /// `len` is above [`max_len`](Self::max_len) or the spill file cannot be reserved for
+    /// `len`; the OS error if the thread cannot be spawned. Errors of `open` come later, to the
+    /// readers.
     ///
     /// # Examples
     ///

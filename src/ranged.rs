@@ -138,12 +138,9 @@ pub(crate) fn prefetch_far(shared: &Arc<Shared>, start: u64, end: u64) {
     if end.min(ranged.fixed.len()) <= far {
         return; // Near the prefix (no lock: a read keeping pace).
     }
-    if shared
-        .mark
-        .first_missing(start, end)
-        .is_some_and(|first| first >= far)
-    {
-        prefetch(shared, start, end);
+    // From the first missing byte: `prefetch` need not look for it again.
+    if let Some(first) = shared.mark.first_missing(start, end).filter(|&f| f >= far) {
+        prefetch(shared, first, end);
     }
 }
 

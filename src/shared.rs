@@ -68,7 +68,8 @@ impl Shared {
     /// On a ranged stream, the part of `[start, end)` to wait for next: from its first missing
     /// byte to the end of whatever will bring it (a fetch's claim, else the next byte), after
     /// asking for fetches of it and of the missing parts after it (up to `max_fetches` at
-    /// once) when it is far ahead of the mark. `None` when nothing is missing, or the stream is not ranged.
+    /// once) when it is far ahead of the mark. `None` when nothing is missing, or the stream
+    /// is not ranged.
     pub(crate) fn next_missing(self: &Arc<Self>, start: u64, end: u64) -> Option<(u64, u64)> {
         self.ranged.as_ref()?;
         if end <= self.mark.available() {
