@@ -38,6 +38,9 @@ pub struct Builder {
     /// What `spawn_url` sends (feature `http`; its methods are in `http.rs`).
     #[cfg(feature = "http")]
     pub(crate) http: crate::source::http::HttpSettings,
+    /// What `spawn_object` runs on (feature `object-store`; its methods are in `object.rs`).
+    #[cfg(feature = "object-store")]
+    pub(crate) object: crate::source::object::ObjectSettings,
 }
 
 impl Builder {

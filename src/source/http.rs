@@ -294,7 +294,7 @@ struct Target {
 impl Target {
     /// Checks the URL and the headers, before anything is sent.
     fn new(settings: HttpSettings, url: &str) -> io::Result<Target> {
-        let shown = shown(url);
+        let shown = super::shown::url_shown(url);
         let uri = Uri::try_from(url).map_err(|e| {
             let message = format!("not a URL: {shown:?}: {e}");
             io::Error::new(ErrorKind::InvalidInput, message)
@@ -635,36 +635,9 @@ fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
     (first <= last && last < total).then_some((first, last, total))
 }
 
-/// `url` as error messages show it: without its query string and fragment (which may hold a
-/// token) nor its user info (which may hold a password).
-fn shown(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or("");
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit('@').next().unwrap_or(authority);
-            format!("{scheme}://{host}{path}")
-        }
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shown_urls_hold_no_query_fragment_or_user_info() {
-        for (url, want) in [
-            ("http://h/p?token=x", "http://h/p"),
-            ("https://user:pw@h:8080/a/b?q#f", "https://h:8080/a/b"),
-            ("http://h#frag", "http://h"),
-            ("http://u@h?x=@y", "http://h"),
-            ("not a url?secret", "not a url"),
-        ] {
-            assert_eq!(shown(url), want, "{url}");
-        }
-    }
 
     #[test]
     fn content_ranges_parse_strictly() {

@@ -5,13 +5,18 @@
 //! One file per adapter: `read.rs` (any `Read`), `chunks.rs` (an iterator of chunks),
 //! `stream.rs` (an async `Stream`, polled on the filler thread), `resumable.rs` (`open(offset)`,
 //! and each part of a ranged source's `open(range)`), `http.rs` (a URL, feature `http`: its first answer
-//! decides between a ranged and a plain source).
+//! decides between a ranged and a plain source), `object.rs` (an object in an object store,
+//! feature `object-store`: a ranged source), `shown.rs` (a URL as messages name it).
 
 mod chunks;
 #[cfg(feature = "http")]
 pub(crate) mod http;
+#[cfg(feature = "object-store")]
+pub(crate) mod object;
 mod read;
 mod resumable;
+#[cfg(any(feature = "http", feature = "object-store"))]
+mod shown;
 mod stream;
 
 pub(crate) use chunks::Chunks;
