@@ -337,6 +337,49 @@
 //! Example: `cargo run --release --features http --example http_share -- URL [THREADS]` (the
 //! `http_share` example needs the feature). Tests: `tests/http_url.rs`.
 //!
+//! ## An object in S3, GCS or Azure, read on demand (feature `object-store`)
+//!
+//! With the feature `object-store`, `Builder::spawn_object_url` (or `spawn_object`, for a store
+//! of your own: any `object_store::ObjectStore`) makes an object a ranged source: one `head`
+//! gives its size, then every range is a `get_opts` with `if_match` set to its `e_tag`, so an
+//! object overwritten while it is read fails the reads that need missing bytes with
+//! `InvalidData` and is never spliced. A zip's central directory, a parquet footer, the last
+//! entry: each is fetched when it is read, while the fill goes on (over `connections` requests
+//! at once, if asked). Options are object_store's keys; an unknown key is `InvalidInput`, so a
+//! typo cannot send the requests elsewhere. Here, S3 with explicit credentials and endpoint
+//! (such as MinIO's or moto's, on this machine):
+//!
+//! ```no_run
+//! # #[cfg(feature = "object-store")]
+//! # {
+//! use std::io::Read;
+//! use streamcache::StreamCache;
+//!
+//! let options = [
+//!     ("aws_endpoint", "http://127.0.0.1:9000"),
+//!     ("aws_allow_http", "true"),
+//!     ("aws_region", "us-east-1"),
+//!     ("aws_access_key_id", "AKIA..."),
+//!     ("aws_secret_access_key", "..."), // never in a message or a `Debug`
+//! ];
+//! let cache = StreamCache::builder()
+//!     .connections(8) // the fill over 8 ranged GETs at once
+//!     .fetch_ahead(1 << 20) // a read further ahead is fetched at once
+//!     .spawn_object_url("s3://bucket/archives/data.zip", &options)?;
+//! let mut zip = zip::ZipArchive::new(cache.reader())?; // the central directory, fetched
+//! let mut last = Vec::new();
+//! zip.by_index(zip.len() - 1)?.read_to_end(&mut last)?; // the last entry, fetched
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The cloud stores use reqwest with rustls on ring (no C toolchain beyond ring's, no cmake):
+//! `spawn_object_url` makes ring the process's TLS provider if none is; a program that builds
+//! its own store for `spawn_object` installs one first
+//! (`rustls::crypto::ring::default_provider().install_default()`). Tests:
+//! `tests/object_store.rs` (object_store's `InMemory` and `LocalFileSystem`),
+//! `tests/object_servers.rs` (moto's S3 and Azurite, run by CI).
+//!
 //! # How it compares
 //!
 //! | | streamcache | [streamcatcher] | [stream-download] | [`tempfile::SpooledTempFile`] | Python's [`buffer`] |

@@ -109,6 +109,11 @@ impl Builder {
     /// store's own retries); a connection that cannot be made is `ConnectionRefused` (after
     /// the store's retries); the rest is `Other`. Every message names the store and the path.
     ///
+    /// A cloud store (S3, GCS, Azure) built by the program itself needs a rustls crypto
+    /// provider installed before it is built (reqwest is built here without one of its own):
+    /// `rustls::crypto::ring::default_provider().install_default()`.
+    /// [`spawn_object_url`](Self::spawn_object_url) does that itself.
+    ///
     /// # Errors
     ///
     /// Those of the `head`, made here, with the kinds above; `InvalidInput` for a

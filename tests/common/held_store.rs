@@ -116,11 +116,10 @@ impl ObjectStore for Held {
             while state.hold && range.start == 0 && !options.head {
                 state = wake.wait(state).unwrap();
             }
-            let broken = (state.breaks > 0 && !options.head).then(|| {
+            (state.breaks > 0 && !options.head).then(|| {
                 state.breaks -= 1;
                 (state.break_after, state.break_kind.unwrap())
-            });
-            broken
+            })
         };
         let mut result = self.inner.get_opts(location, options).await?;
         if let Some((after, kind)) = broken {
