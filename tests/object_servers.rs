@@ -57,7 +57,10 @@ fn clean_environment() {
 
 fn installed(var: &str, default: &str) -> String {
     let path = std::env::var(var).unwrap_or_else(|_| {
-        format!("{}/target/object-servers/{default}", env!("CARGO_MANIFEST_DIR"))
+        format!(
+            "{}/target/object-servers/{default}",
+            env!("CARGO_MANIFEST_DIR")
+        )
     });
     assert!(
         std::path::Path::new(&path).exists(),
@@ -184,7 +187,8 @@ impl Proxy {
                         let _ = client.shutdown(Shutdown::Both);
                         return;
                     };
-                    let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    let (mut c_in, mut s_out) =
+                        (client.try_clone().unwrap(), server.try_clone().unwrap());
                     thread::spawn(move || {
                         let _ = io::copy(&mut c_in, &mut s_out);
                         let _ = s_out.shutdown(Shutdown::Write);
@@ -260,7 +264,10 @@ fn azure_options(port: u16, key: &str) -> Vec<(String, String)> {
 }
 
 fn borrowed(options: &[(String, String)]) -> Vec<(&str, &str)> {
-    options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    options
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 /// The store `url` names with `options`, for uploads.
@@ -282,7 +289,12 @@ fn upload_multipart(store: &dyn ObjectStore, key: &str, data: &[u8]) -> String {
         let mut write = WriteMultipart::new_with_chunk_size(upload, 5 << 20);
         write.write(data);
         write.finish().await.unwrap();
-        store.head(&location).await.unwrap().e_tag.unwrap_or_default()
+        store
+            .head(&location)
+            .await
+            .unwrap()
+            .e_tag
+            .unwrap_or_default()
     })
 }
 
@@ -295,13 +307,14 @@ fn upload(store: &dyn ObjectStore, key: &str, data: Vec<u8>) {
 /// A zip of `entries` stored entries of `size` pattern bytes each, and each entry's digest.
 fn zip_of(entries: usize, size: usize) -> (Vec<u8>, Vec<[u8; 32]>) {
     let mut zip = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let mut digests = Vec::new();
     for i in 0..entries {
         let mut data = vec![0; size];
         fill_pattern((i * size) as u64, &mut data);
-        zip.start_file(format!("entry-{i:02}.bin"), options).unwrap();
+        zip.start_file(format!("entry-{i:02}.bin"), options)
+            .unwrap();
         zip.write_all(&data).unwrap();
         digests.push(Sha256::digest(&data).into());
     }
@@ -333,7 +346,13 @@ fn s3_a_multipart_zips_end_is_fetched_on_demand_and_every_byte_is_right() {
     assert!(etag.contains('-'), "a multipart upload's e_tag: {etag}");
 
     // 2 MiB/s per connection: the in-order fill takes 8 s at least.
-    let proxy = Proxy::start(moto.port, Shape { rate: 2 << 20, ..Shape::default() });
+    let proxy = Proxy::start(
+        moto.port,
+        Shape {
+            rate: 2 << 20,
+            ..Shape::default()
+        },
+    );
     let options = s3_options(proxy.port);
     let cache = StreamCache::builder()
         .fetch_ahead(256 << 10)
@@ -342,12 +361,20 @@ fn s3_a_multipart_zips_end_is_fetched_on_demand_and_every_byte_is_right() {
         .unwrap();
     assert_eq!(cache.expected_len(), Some(zip.len() as u64));
     check_zip(&cache, &digests);
-    assert_eq!(cache.len(), None, "the entry list and last entry came before the whole");
+    assert_eq!(
+        cache.len(),
+        None,
+        "the entry list and last entry came before the whole"
+    );
     assert_eq!(cache.wait_complete().unwrap(), zip.len() as u64);
     assert_eq!(cache.slice(..).unwrap(), &zip[..]);
     // Each byte about once (plus the heads of the responses).
     let sent = proxy.sent();
-    assert!(sent < zip.len() as u64 + (2 << 20), "{sent} bytes sent for {}", zip.len());
+    assert!(
+        sent < zip.len() as u64 + (2 << 20),
+        "{sent} bytes sent for {}",
+        zip.len()
+    );
 }
 
 #[test]
@@ -357,7 +384,11 @@ fn s3_many_connections_read_a_whole_object() {
     let mut data = vec![0; (12 << 20) + 777];
     fill_pattern(5, &mut data);
     let options = s3_options(moto.port);
-    upload_multipart(store(&format!("s3://{BUCKET}/w"), &options).as_ref(), "w", &data);
+    upload_multipart(
+        store(&format!("s3://{BUCKET}/w"), &options).as_ref(),
+        "w",
+        &data,
+    );
     let cache = StreamCache::builder()
         .connections(4)
         .fetch_span(1 << 20)
@@ -377,7 +408,13 @@ fn s3_an_overwrite_mid_read_fails_the_missing_bytes_and_is_never_spliced() {
     let direct = s3_options(moto.port);
     let writer = store(&format!("s3://{BUCKET}/v"), &direct);
     upload(writer.as_ref(), "v", first.clone());
-    let proxy = Proxy::start(moto.port, Shape { rate: 1 << 20, ..Shape::default() });
+    let proxy = Proxy::start(
+        moto.port,
+        Shape {
+            rate: 1 << 20,
+            ..Shape::default()
+        },
+    );
     let options = s3_options(proxy.port);
     let cache = StreamCache::builder()
         .fetch_ahead(64 << 10)
@@ -386,7 +423,10 @@ fn s3_an_overwrite_mid_read_fails_the_missing_bytes_and_is_never_spliced() {
         .spawn_object_url(&format!("s3://{BUCKET}/v"), &borrowed(&options))
         .unwrap();
     let tail = len - 1000..len;
-    assert_eq!(cache.slice(tail.start as u64..).unwrap(), &first[tail.clone()]);
+    assert_eq!(
+        cache.slice(tail.start as u64..).unwrap(),
+        &first[tail.clone()]
+    );
 
     upload(writer.as_ref(), "v", vec![0xEE; len]);
     let far = (len - (1 << 20)) as u64;
@@ -426,7 +466,11 @@ fn s3_a_timeout_is_retried() {
     let mut data = vec![0; 3 << 20];
     fill_pattern(9, &mut data);
     let direct = s3_options(moto.port);
-    upload(store(&format!("s3://{BUCKET}/t"), &direct).as_ref(), "t", data.clone());
+    upload(
+        store(&format!("s3://{BUCKET}/t"), &direct).as_ref(),
+        "t",
+        data.clone(),
+    );
     // The first two connections (the head's and the fill's, or one retried) answer nothing
     // for 4 s; the client gives up on a request after 1 s.
     let shape = Shape {
@@ -444,7 +488,10 @@ fn s3_a_timeout_is_retried() {
     assert_eq!(cache.wait_complete().unwrap(), data.len() as u64);
     assert_eq!(cache.slice(..).unwrap(), &data[..]);
     let connections = proxy.connections.load(Ordering::SeqCst);
-    assert!(connections >= 3, "{connections} connections: the stalled ones were not retried");
+    assert!(
+        connections >= 3,
+        "{connections} connections: the stalled ones were not retried"
+    );
 }
 
 #[test]
@@ -454,8 +501,18 @@ fn s3_a_stopped_server_fails_reads_with_a_clear_error_and_no_hang() {
     let mut data = vec![0; 8 << 20];
     fill_pattern(1, &mut data);
     let direct = s3_options(moto.port);
-    upload(store(&format!("s3://{BUCKET}/s"), &direct).as_ref(), "s", data.clone());
-    let proxy = Proxy::start(moto.port, Shape { rate: 1 << 20, ..Shape::default() });
+    upload(
+        store(&format!("s3://{BUCKET}/s"), &direct).as_ref(),
+        "s",
+        data.clone(),
+    );
+    let proxy = Proxy::start(
+        moto.port,
+        Shape {
+            rate: 1 << 20,
+            ..Shape::default()
+        },
+    );
     let options = s3_options(proxy.port);
     let cache = StreamCache::builder()
         .retries(2)
@@ -504,7 +561,7 @@ fn azure_a_block_blob_zip_is_read_and_bad_keys_and_missing_containers_are_refuse
     assert!(!err.to_string().contains(wrong), "{err}");
     assert!(!err.to_string().contains(AZURITE_KEY), "{err}");
 
-    let err = StreamCache::from_object_url("az://no-such-container/x", &borrowed(&options))
-        .unwrap_err();
+    let err =
+        StreamCache::from_object_url("az://no-such-container/x", &borrowed(&options)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 }

@@ -27,13 +27,14 @@ fn runtime() -> tokio::runtime::Runtime {
 /// A zip of `entries` stored entries of `size` pattern bytes each, and each entry's digest.
 fn zip_of(entries: usize, size: usize) -> (Vec<u8>, Vec<[u8; 32]>) {
     let mut zip = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let mut digests = Vec::new();
     for i in 0..entries {
         let mut data = vec![0; size];
         fill_pattern((i * size) as u64, &mut data);
-        zip.start_file(format!("entry-{i:02}.bin"), options).unwrap();
+        zip.start_file(format!("entry-{i:02}.bin"), options)
+            .unwrap();
         zip.write_all(&data).unwrap();
         digests.push(Sha256::digest(&data).into());
     }
@@ -80,7 +81,11 @@ fn a_zips_entry_list_and_last_entry_are_fetched_while_the_fill_is_held() {
     let present = cache.present();
     assert!(present.iter().all(|r| r.start > 0), "{present:?}");
     let fetched: u64 = present.iter().map(|r| r.end - r.start).sum();
-    assert!(fetched < zip.len() as u64 / 4, "{fetched} of {} bytes", zip.len());
+    assert!(
+        fetched < zip.len() as u64 / 4,
+        "{fetched} of {} bytes",
+        zip.len()
+    );
     assert!(store.gets().iter().filter(|r| r.start > 0).count() >= 2);
 
     store.hold_from_start(false);
@@ -144,8 +149,14 @@ fn missing_objects_are_not_found_and_bad_urls_and_options_invalid_input() {
         ("ftp://host/file", &[]),
         ("http://example.com/file", &[]),
         ("file:///tmp/x", &[("aws_region", secret)]),
-        ("s3://bucket/key", &[("aws_secret_access_key", secret), ("aws_endpont", "x")]),
-        ("az://container/blob", &[("azure_storage_account_key", secret), ("nope", secret)]),
+        (
+            "s3://bucket/key",
+            &[("aws_secret_access_key", secret), ("aws_endpont", "x")],
+        ),
+        (
+            "az://container/blob",
+            &[("azure_storage_account_key", secret), ("nope", secret)],
+        ),
         ("gs://bucket/key", &[("google_service_accout", secret)]),
     ] {
         let err = StreamCache::from_object_url(url, options).unwrap_err();
@@ -232,12 +243,19 @@ fn dropping_every_handle_ends_the_filler_the_lanes_and_the_runtime() {
         .spawn_object(Arc::new(store.clone()), Path::from("big"))
         .unwrap();
     assert_eq!(cache.slice((4 << 20) - 1..).unwrap(), [1]);
-    assert!(threads("objdrop:io") >= 1, "the runtime's threads are named");
+    assert!(
+        threads("objdrop:io") >= 1,
+        "the runtime's threads are named"
+    );
     drop(cache);
     store.hold_from_start(false);
     let start = Instant::now();
     while threads("objdrop") > 0 {
-        assert!(start.elapsed() < HANG_GUARD, "threads left: {}", threads("objdrop"));
+        assert!(
+            start.elapsed() < HANG_GUARD,
+            "threads left: {}",
+            threads("objdrop")
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -257,7 +275,9 @@ async fn spawning_from_inside_a_runtime_works_with_its_handle_or_without() {
         if let Some(handle) = handle {
             builder = builder.tokio_handle(handle);
         }
-        let cache = builder.spawn_object(Arc::clone(&store), Path::from("a")).unwrap();
+        let cache = builder
+            .spawn_object(Arc::clone(&store), Path::from("a"))
+            .unwrap();
         let read = cache.clone();
         let tail = tokio::task::spawn_blocking(move || read.slice(299_990..).map(|s| s.to_vec()));
         assert_eq!(tail.await.unwrap().unwrap(), &data[299_990..]);
