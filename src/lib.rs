@@ -376,7 +376,9 @@
 //! The cloud stores use reqwest with rustls on ring (no C toolchain beyond ring's, no cmake):
 //! `spawn_object_url` makes ring the process's TLS provider if none is; a program that builds
 //! its own store for `spawn_object` installs one first
-//! (`rustls::crypto::ring::default_provider().install_default()`). Tests:
+//! (`rustls::crypto::ring::default_provider().install_default()`), and so does one that builds a
+//! reqwest client of its own without a TLS feature of its own (Cargo unifies reqwest's
+//! features; with reqwest's `rustls`, aws-lc is its provider). Tests:
 //! `tests/object_store.rs` (object_store's `InMemory` and `LocalFileSystem`),
 //! `tests/object_servers.rs` (moto's S3 and Azurite, run by CI).
 //!

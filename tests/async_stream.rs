@@ -462,6 +462,10 @@ mod reqwest_end_to_end {
 
     /// A client that talks to 127.0.0.1 directly (no proxy from the environment).
     fn client() -> reqwest::Client {
+        // With the feature `object-store`, reqwest is built with rustls but no provider of its
+        // own (see Cargo.toml): a program's own reqwest client needs one installed first.
+        #[cfg(feature = "object-store")]
+        let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
             .no_proxy()
             .build()
