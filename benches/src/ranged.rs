@@ -458,6 +458,9 @@ pub fn zip_stream_download(
     server.wait_idle(Duration::from_secs(30));
     server.reset();
     let url = reqwest::Url::parse(&server.url()).map_err(io::Error::other)?;
+    // Built with streamcache's `object-store` (as `--all-features` does), reqwest has rustls
+    // without a provider: its client needs one installed first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
