@@ -163,6 +163,83 @@ fn spawn_url(py: Python<'_>, builder: Builder, url: &str) -> PyResult<StreamCach
         .map_err(|e| spawn_error(py, e))
 }
 
+/// The schemes of the object-store URLs that go to `Builder::spawn_object_url` (every other
+/// `str` source must be an http(s) URL).
+const OBJECT_SCHEMES: &[&str] = &[
+    "s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "adl", "file", "memory",
+];
+
+/// The kind of URL a `str` source is, from its scheme (case-insensitive).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum UrlKind {
+    /// `http://` or `https://`: `Builder::spawn_url`.
+    Http,
+    /// One of [`OBJECT_SCHEMES`]: `Builder::spawn_object_url`.
+    Object,
+}
+
+fn url_kind(url: &str) -> Option<UrlKind> {
+    let (scheme, _) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme == "http" || scheme == "https" {
+        Some(UrlKind::Http)
+    } else if OBJECT_SCHEMES.contains(&scheme.as_str()) {
+        Some(UrlKind::Object)
+    } else {
+        None
+    }
+}
+
+/// An object-store URL as a source (`s3://bucket/key`, `gs://`, `az://`, `file://`,
+/// `memory://`): one `head` here, then ranges fetched in Rust, without the GIL.
+fn spawn_object_url(
+    py: Python<'_>,
+    builder: Builder,
+    url: &str,
+    options: &[(String, String)],
+) -> PyResult<StreamCache> {
+    let options: Vec<(&str, &str)> = options
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    py.detach(|| builder.spawn_object_url(url, &options))
+        .map_err(|e| spawn_error(py, e))
+}
+
+/// `options`: a mapping of `str` keys to `str` values (object_store's configuration keys).
+/// Never a value in a message: it may be a secret key.
+fn object_options(options: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<(String, String)>>> {
+    let Some(options) = options.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    if options.is_instance_of::<PyString>() || !options.hasattr("items")? {
+        return Err(PyTypeError::new_err(format!(
+            "options must be a mapping of str to str, not '{}'",
+            options
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        )));
+    }
+    let mut out = Vec::new();
+    for item in options.call_method0("items")?.try_iter()? {
+        let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+        let Ok(key) = key.extract::<String>() else {
+            return Err(PyTypeError::new_err(
+                "options must be a mapping of str to str",
+            ));
+        };
+        let Ok(value) = value.extract::<String>() else {
+            return Err(PyTypeError::new_err(format!(
+                "options must be a mapping of str to str: the value of {key:?} is not a str"
+            )));
+        };
+        out.push((key, value));
+    }
+    Ok(Some(out))
+}
+
 /// The settings that apply to a URL source only: `headers` (a mapping of header names to
 /// values, both `str`), random access on demand (`fetch_ahead`, `fetch_span`, `max_fetches`)
 /// and `connections`, which a server that answers `Range` makes use of.
@@ -275,9 +352,11 @@ fn spawn_error(py: Python<'_>, e: std::io::Error) -> PyErr {
 ///
 /// `StreamCache(source, *, memory_limit=8 << 20, expected_len=None, max_len=None,
 /// temp_dir=None, chunk_size=None, headers=None, fetch_ahead=None, fetch_span=None,
-/// max_fetches=None, connections=None)`; `source` is an http(s) URL, a binary file object
-/// (`readinto` or `read`), a bytes-like object, or an iterable of bytes-like chunks. The last
-/// five apply to a URL only.
+/// max_fetches=None, connections=None, options=None)`; `source` is an http(s) URL, an
+/// object-store URL (`s3://`, `gs://`, `az://`, `file://`, `memory://`, ...), a binary file
+/// object (`readinto` or `read`), a bytes-like object, or an iterable of bytes-like chunks.
+/// `headers` applies to an http(s) URL only, `options` to an object-store URL only, and
+/// `fetch_ahead`, `fetch_span`, `max_fetches` and `connections` to either.
 #[pyclass(
     frozen,
     subclass,
@@ -292,8 +371,8 @@ struct PyStreamCache {
 impl PyStreamCache {
     #[new]
     #[pyo3(
-        signature = (source, *, memory_limit=None, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=None, fetch_span=None, max_fetches=None, connections=None),
-        text_signature = "(source, *, memory_limit=8388608, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4194304, fetch_span=4194304, max_fetches=2, connections=1)"
+        signature = (source, *, memory_limit=None, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=None, fetch_span=None, max_fetches=None, connections=None, options=None),
+        text_signature = "(source, *, memory_limit=8388608, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4194304, fetch_span=4194304, max_fetches=2, connections=1, options=None)"
     )]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one each.
     fn new(
@@ -309,9 +388,11 @@ impl PyStreamCache {
         fetch_span: Option<&Bound<'_, PyAny>>,
         max_fetches: Option<&Bound<'_, PyAny>>,
         connections: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyStreamCache> {
         let url_settings =
             UrlSettings::new(headers, fetch_ahead, fetch_span, max_fetches, connections)?;
+        let options = object_options(options)?;
         let mut builder = StreamCache::builder().thread_name("streamcache-filler");
         if let Some(n) = option(memory_limit, "memory_limit")? {
             let n =
@@ -339,21 +420,41 @@ impl PyStreamCache {
         }
 
         let is_url = source.is_instance_of::<PyString>();
-        if !is_url && url_settings.any() {
+        if !is_url && (url_settings.any() || options.is_some()) {
             return Err(PyValueError::new_err(
-                "headers, fetch_ahead, fetch_span, max_fetches and connections apply to a URL \
-                 source only",
+                "headers, fetch_ahead, fetch_span, max_fetches, connections and options apply \
+                 to a URL source only",
             ));
         }
         let inner = if let Ok(text) = source.cast::<PyString>() {
             let url = text.to_cow()?;
-            let lower = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
-            if lower.starts_with("http://") || lower.starts_with("https://") {
-                spawn_url(py, url_settings.apply(builder), &url)?
-            } else {
-                return Err(PyTypeError::new_err(
-                    "a str source must be an http(s) URL; open a file and pass the file object",
-                ));
+            match url_kind(&url) {
+                Some(UrlKind::Http) => {
+                    if options.is_some() {
+                        return Err(PyValueError::new_err(
+                            "options apply to an object-store URL only (s3://, gs://, az://, \
+                             file://, memory://, ...); an http(s) URL takes headers",
+                        ));
+                    }
+                    spawn_url(py, url_settings.apply(builder), &url)?
+                }
+                Some(UrlKind::Object) => {
+                    if !url_settings.headers.is_empty() {
+                        return Err(PyValueError::new_err(
+                            "headers apply to an http(s) URL only; an object-store URL takes \
+                             options",
+                        ));
+                    }
+                    let options = options.unwrap_or_default();
+                    spawn_object_url(py, url_settings.apply(builder), &url, &options)?
+                }
+                None => {
+                    return Err(PyTypeError::new_err(
+                        "a str source must be an http(s) URL or an object-store URL (s3://, \
+                         s3a://, gs://, az://, azure://, abfs://, abfss://, adl://, file://, \
+                         memory://); open a file and pass the file object",
+                    ));
+                }
             }
         } else if let Ok(chunk) = source::Chunk::from_py(source) {
             // Bytes-like: the filler reads it with no GIL (a `bytes` object by reference).

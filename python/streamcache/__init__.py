@@ -1,7 +1,8 @@
 """Read one byte stream once; let many threads read any part of it as soon as it has arrived.
 
-A ``StreamCache`` reads its source (an http(s) URL, a binary file object, bytes, or an iterable
-of bytes chunks such as ``requests``' ``iter_content()``) once, on a background thread, into
+A ``StreamCache`` reads its source (an http(s) URL, an object-store URL such as
+``s3://bucket/key`` with ``options={...}``, a binary file object, bytes, or an iterable of
+bytes chunks such as ``requests``' ``iter_content()``) once, on a background thread, into
 memory and then into an unnamed temporary file, and lets any number of threads read any part of
 it as soon as that part has arrived::
 

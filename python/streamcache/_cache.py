@@ -10,11 +10,13 @@ class StreamCache(_Core):
 
     ``StreamCache(source, *, memory_limit=8 << 20, expected_len=None, max_len=None,
     temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4 << 20, fetch_span=4 << 20,
-    max_fetches=2, connections=1)``
+    max_fetches=2, connections=1, options=None)``
 
-    ``source`` is an http(s) URL, a binary file object (``readinto`` is preferred over
-    ``read``), a bytes-like object, or an iterable of bytes-like chunks (a generator,
-    ``requests``' ``iter_content()``). Up to ``memory_limit`` bytes stay in memory, the rest
+    ``source`` is an http(s) URL, an object-store URL (``s3://bucket/key`` or ``s3a://``,
+    ``gs://``, ``az://``, ``azure://``, ``abfs://``, ``abfss://``, ``adl://``,
+    ``file:///absolute/path``, ``memory:///key``), a binary file object (``readinto`` is
+    preferred over ``read``), a bytes-like object, or an iterable of bytes-like chunks (a
+    generator, ``requests``' ``iter_content()``). Up to ``memory_limit`` bytes stay in memory, the rest
     goes to an unnamed temporary file in ``temp_dir``. ``expected_len`` is a size hint,
     ``max_len`` a cap (past it, reads fail with ``ENOSPC``), ``chunk_size`` the largest single
     read from the source.
@@ -27,6 +29,19 @@ class StreamCache(_Core):
     stream over ``n`` requests at once, ``fetch_span`` bytes each, lowest first (for a server
     or an object store that limits each connection: ``n`` times the rate, and every reader
     still reads from the first byte as it arrives).
+
+    For an object-store URL: ``options``, a ``dict`` of ``str`` to ``str`` of object_store's
+    configuration keys (``aws_access_key_id``, ``aws_secret_access_key``, ``aws_region``,
+    ``aws_endpoint``, ``aws_allow_http``, ``google_service_account``,
+    ``azure_storage_account_name``, ``azure_storage_account_key``, ...), applied over the
+    ``AWS_*``, ``GOOGLE_*`` and ``AZURE_*`` environment variables; an unknown key (or any
+    option for ``file://`` and ``memory://``) is a ``ValueError`` naming it, and option values
+    never appear in an error or a ``repr``. ``fetch_ahead``, ``fetch_span``, ``max_fetches``
+    and ``connections`` work as for a URL (``headers`` is for http(s) only). One ``HEAD`` is
+    made at once (a missing bucket or key is ``FileNotFoundError``, a refused one
+    ``PermissionError``); every range asks for that very version, so if the object is
+    overwritten while it is read, the bytes already there stay the first version's and a read
+    that needs a missing byte raises ``OSError``: the new bytes are never spliced in.
 
     Reading: ``reader(offset=0)`` (an ``io.RawIOBase``), ``read(offset, size)`` (``bytes``),
     ``cache[a:b]`` (a read-only ``memoryview`` of the stored bytes, no copy),
