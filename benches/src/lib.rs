@@ -15,6 +15,7 @@ mod connections;
 mod contenders;
 mod limits;
 mod memory;
+mod object_store;
 mod random_read;
 mod ranged;
 mod source;
@@ -36,6 +37,10 @@ pub use limits::{
     present_buffer, prewarm, Limit,
 };
 pub use memory::{rss_child, rss_measure, RSS_CHILD};
+pub use object_store::{
+    clear_aws_env, last_entry_sha256, moto_server_path, s3fs_cat, s3fs_version, s3fs_zip,
+    sha256_hex, streamcache_whole, streamcache_zip, Moto, Proxy, S3Run,
+};
 pub use random_read::{Prepared, RandomRun, RANDOM_READ};
 pub use ranged::{
     fill_sequential, ranged_cache, spawn_url, stored_zip, zip_stream_download, zip_streamcache,

@@ -16,7 +16,7 @@ struct Args {
     /// Also write the table and the verdicts as JSON
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
-    /// Best of N for (a), (b), (r)'s zip and (n); (r) without seeks: 2N interleaved, at least 4
+    /// Best of N for (a), (b), (r)'s zip, (n) and (s3); (r) without seeks: 2N interleaved, at least 4
     /// [default: 3, 1 with --quick]
     #[arg(long, value_name = "N")]
     reps: Option<usize>,
@@ -52,7 +52,8 @@ struct Args {
     /// exists, else python3]
     #[arg(long, value_name = "PATH")]
     hf_python: Option<PathBuf>,
-    /// Run only these workloads, e.g. --only ac
+    /// Run only these workloads, e.g. --only ac (s3: the object store on moto, not in the
+    /// default set)
     #[arg(long, value_name = "LETTERS", default_value = "abcdrn")]
     only: String,
     /// (a) only for these, e.g. streamcache-mem,naive (ids: naive, streamcatcher,

@@ -8,6 +8,7 @@
 //! cargo run -p streamcache-benches --release --bin report -- --json report.json
 //! cargo run -p streamcache-benches --release --bin report -- --only ab --reps 5
 //! cargo run -p streamcache-benches --release --bin report -- --only n --quick
+//! cargo run -p streamcache-benches --release --bin report -- --only s3
 //! ```
 //!
 //! Workloads (the contenders and their settings are in `benches/src/contenders.rs`):
@@ -24,6 +25,10 @@
 //!     `download(max_files=n)`, a reader hashing the stream as it arrives, the bytes nginx sent,
 //!     peak `RssAnon` with 8 connections against 1 (needs nginx; aria2c and hf_transfer when
 //!     found, see `--hf-python`).
+//! (s3) an object in S3 on moto's server (not in the default set; needs scripts/object-servers
+//!     and s3fs in its venv): a 256 MiB zip's entry list and last entry with `spawn_object_url`
+//!     against s3fs, the bytes moto sent, and the whole object with `connections(8)` against
+//!     s3fs's `cat`.
 //!
 //! Limits, measured in the same run: L-mem (the best copy of the stream into fresh anonymous
 //! memory), L-file (the best copy into a pre-sized, fallocated temp file), S (one core folding a
@@ -45,6 +50,7 @@
 mod cli;
 mod connections;
 mod memory;
+mod object_store;
 mod random;
 mod ranged;
 mod table;
@@ -170,6 +176,9 @@ fn run(opts: &Opts) -> io::Result<()> {
     }
     if opts.runs('n') {
         connections::connections(opts, &mut report)?;
+    }
+    if opts.runs('s') {
+        object_store::object_store(opts, &mut report)?;
     }
     report.info("load average at end", loadavg());
     report.info("took", format!("{:.0} s", started.elapsed().as_secs_f64()));
