@@ -476,6 +476,50 @@ impl Builder {
         self
     }
 
+    /// For [`spawn_ranged`](Self::spawn_ranged) (and so URLs answered with `206` and
+    /// objects): `true` holds the sequential fill back until a reader needs a byte that only
+    /// it would bring: one within [`fetch_ahead`](Self::fetch_ahead) of
+    /// [`available`](StreamCache::available), or any byte with `max_fetches(0)` (default
+    /// `false`: the fill starts at spawn). Until then nothing is transferred but the on-demand
+    /// fetches of far reads. Once started,
+    /// the fill runs to the end as usual, over [`connections`](Self::connections), skipping
+    /// or checking what was fetched.
+    ///
+    /// For readers that look at the end of a large file first and read a small part of it:
+    /// a zip's entry list and one entry, a parquet footer and a few columns. The server then
+    /// sends little more than what is read. A reader that starts at the front (a tar, a
+    /// hash of the whole) starts the fill at its first read, and pays nothing for this.
+    /// Without this setting, the fill runs from spawn: on a fast link, a whole object has
+    /// usually arrived by the time a zip reader has found its entry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let data: Vec<u8> = (0..=255).cycle().take(64 << 20).collect();
+    /// let len = data.len() as u64;
+    /// let asked = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&asked);
+    /// let cache = streamcache::StreamCache::builder()
+    ///     .defer_fill(true)
+    ///     .spawn_ranged(len, move |range| {
+    ///         log.lock().unwrap().push(range.clone());
+    ///         Ok(std::io::Cursor::new(data[range.start as usize..range.end as usize].to_vec()))
+    ///     })?;
+    /// // The last KiB is far from the (empty) prefix: one fetch brings it, and nothing else
+    /// // was asked for.
+    /// assert_eq!(cache.slice(len - 1024..)?.len(), 1024);
+    /// assert!(asked.lock().unwrap().iter().all(|range| range.start >= len - (4 << 20)));
+    /// // A read at the front starts the fill.
+    /// assert_eq!(cache.slice(..16)?, (0..16).collect::<Vec<u8>>());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn defer_fill(mut self, defer: bool) -> Builder {
+        self.settings.fetch.defer_fill = defer;
+        self
+    }
+
     /// Starts a filler thread over a source of `len` bytes that can be opened at any range,
     /// such as an HTTP resource with `Range` requests, an object store, or a file.
     ///

@@ -415,6 +415,7 @@ impl StreamCache {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn wait_for(&self, offset: u64) -> io::Result<u64> {
+        crate::ranged::wait_on_prefix(self.shared(), offset);
         self.spin_for(offset);
         Ok(self
             .shared()
@@ -485,6 +486,7 @@ impl StreamCache {
         &self,
         offset: u64,
     ) -> impl std::future::Future<Output = io::Result<u64>> + Send + 'static {
+        crate::ranged::wait_on_prefix(self.shared(), offset);
         WaitFor::new(Arc::clone(self.shared()), offset)
     }
 
@@ -565,6 +567,7 @@ impl StreamCache {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn wait_for_timeout(&self, offset: u64, timeout: Duration) -> io::Result<Option<u64>> {
+        crate::ranged::wait_on_prefix(self.shared(), offset);
         // A timeout too long to represent as an `Instant` means waiting as long as it takes.
         let deadline = Instant::now().checked_add(timeout);
         self.shared().mark.wait_until(offset, deadline)

@@ -8,11 +8,12 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 /// Set once, when the last `StreamCache`/`Reader` drops. The filler checks it before every read
-/// from the source; a filler sleeping between retries, or parked on an async source, is woken.
+/// from the source; a filler sleeping between retries, waiting to start (`Builder::defer_fill`),
+/// or parked on an async source, is woken.
 #[derive(Debug, Default)]
 pub(crate) struct Cancel {
     cancelled: AtomicBool,
-    /// Wakes a filler sleeping between retries.
+    /// Wakes a filler sleeping between retries, or waiting to start.
     lock: Mutex<()>,
     signal: Condvar,
     /// A filler parked on an async source, to unpark.
@@ -42,6 +43,24 @@ impl Cancel {
     /// The calling thread parks while its source is pending: `cancel` unparks it.
     pub(crate) fn unpark_on_cancel(&self, thread: Thread) {
         let _ = self.parked.set(thread);
+    }
+
+    /// Wakes whoever waits in [`wait_until`](Self::wait_until) to look at its condition again.
+    /// The caller makes the condition true before calling: the waiter looks at it under the
+    /// lock this takes, so the wake is never lost.
+    pub(crate) fn wake(&self) {
+        let _guard = self.lock.lock();
+        self.signal.notify_all();
+    }
+
+    /// Waits until `ready()` (then `Ok`) or until cancelled (then `Err`, as
+    /// [`check`](Self::check)). Whoever makes `ready()` true calls [`wake`](Self::wake).
+    pub(crate) fn wait_until(&self, ready: impl Fn() -> bool) -> io::Result<()> {
+        let mut guard = self.lock.lock();
+        while self.check().is_ok() && !ready() {
+            self.signal.wait(&mut guard);
+        }
+        self.check()
     }
 
     /// Sleeps for `duration`, or until cancelled (then `Err`, as [`check`](Self::check)).

@@ -15,6 +15,7 @@ use crate::sync::Mutex;
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -46,6 +47,8 @@ pub(crate) struct FetchSettings {
     pub(crate) max_fetches: usize,
     /// Transfers filling the stream ahead of its readers, a span each (`Builder::connections`).
     pub(crate) connections: usize,
+    /// The fill waits until a reader needs a byte near the prefix (`Builder::defer_fill`).
+    pub(crate) defer_fill: bool,
 }
 
 /// What a ranged stream keeps beside the watermark: its storage, its `open`, and the queue of
@@ -54,6 +57,9 @@ pub(crate) struct Ranged {
     fixed: Fixed,
     open: Arc<OpenRange>,
     queue: Mutex<Queue>,
+    /// Set once the fill may start: at spawn, or with `defer_fill` when a reader first needs
+    /// a byte only the fill would bring ([`want_fill`]). Never cleared.
+    fill_wanted: AtomicBool,
 }
 
 impl std::fmt::Debug for Ranged {
@@ -73,7 +79,7 @@ struct Queue {
 }
 
 impl Ranged {
-    pub(crate) fn new(fixed: Fixed, open: Arc<OpenRange>) -> Self {
+    pub(crate) fn new(fixed: Fixed, open: Arc<OpenRange>, defer_fill: bool) -> Self {
         Self {
             fixed,
             open,
@@ -81,6 +87,30 @@ impl Ranged {
                 next_id: FILL + 1,
                 ..Queue::default()
             }),
+            fill_wanted: AtomicBool::new(!defer_fill),
+        }
+    }
+
+    fn fill_started(&self) -> bool {
+        self.fill_wanted.load(Ordering::Acquire)
+    }
+}
+
+/// A reader needs a byte that only the fill will bring (near the prefix, or with no fetches
+/// allowed): with `defer_fill`, the fill starts now. Without it, it has been running since
+/// spawn, and this is one atomic load.
+fn want_fill(shared: &Shared, ranged: &Ranged) {
+    if !ranged.fill_started() && !ranged.fill_wanted.swap(true, Ordering::AcqRel) {
+        shared.cancel.wake(); // The filler waits for it there (`fill`).
+    }
+}
+
+/// A wait for the prefix to reach `offset` (`wait_for`, `wait_complete`): the fill's to serve,
+/// so a deferred fill starts now if the prefix is short of it.
+pub(crate) fn wait_on_prefix(shared: &Shared, offset: u64) {
+    if let Some(ranged) = &shared.ranged {
+        if offset > shared.mark.available() {
+            want_fill(shared, ranged);
         }
     }
 }
@@ -91,9 +121,12 @@ impl Ranged {
 pub(crate) fn request(shared: &Arc<Shared>, offset: u64) {
     let Some(ranged) = &shared.ranged else { return };
     let fetch = shared.settings.fetch;
-    if fetch.max_fetches == 0
-        || offset < shared.mark.available().saturating_add(fetch.fetch_ahead)
-        || shared.mark.run_end(offset).is_some()
+    if fetch.max_fetches == 0 || offset < shared.mark.available().saturating_add(fetch.fetch_ahead)
+    {
+        want_fill(shared, ranged); // The fill's to bring.
+        return;
+    }
+    if shared.mark.run_end(offset).is_some()
         || shared.mark.claimed_until(offset).is_some()
         || shared.cancel.check().is_err()
     {
@@ -121,6 +154,7 @@ pub(crate) fn request(shared: &Arc<Shared>, offset: u64) {
     if spawned.is_err() {
         // No thread: the sequential fill will bring the byte in time.
         ranged.queue.lock().running -= 1;
+        want_fill(shared, ranged);
     }
 }
 
@@ -129,18 +163,24 @@ pub(crate) fn request(shared: &Arc<Shared>, offset: u64) {
 /// fill is bringing it, and nothing is fetched: a long wait from the prefix (`wait_complete`,
 /// `slice(..)`) is the fill's to serve (over `connections`, when a user wants it faster),
 /// never a burst of fetches racing it, re-sending what the fill was about to read.
+///
+/// With `defer_fill`, a missing byte near the prefix starts the fill.
 pub(crate) fn prefetch_far(shared: &Arc<Shared>, start: u64, end: u64) {
     let Some(ranged) = &shared.ranged else { return };
     let far = shared
         .mark
         .available()
         .saturating_add(shared.settings.fetch.fetch_ahead);
-    if end.min(ranged.fixed.len()) <= far {
+    if end.min(ranged.fixed.len()) <= far && ranged.fill_started() {
         return; // Near the prefix (no lock: a read keeping pace).
     }
     // From the first missing byte: `prefetch` need not look for it again.
-    if let Some(first) = shared.mark.first_missing(start, end).filter(|&f| f >= far) {
-        prefetch(shared, first, end);
+    match shared.mark.first_missing(start, end) {
+        Some(first) if first >= far && shared.settings.fetch.max_fetches > 0 => {
+            prefetch(shared, first, end);
+        }
+        Some(_) => want_fill(shared, ranged),
+        None => {}
     }
 }
 
@@ -154,6 +194,10 @@ pub(crate) fn prefetch(shared: &Arc<Shared>, start: u64, end: u64) {
     let end = end.min(ranged.fixed.len());
     if end <= shared.mark.available() {
         return; // In the prefix: no lock (a read keeping pace).
+    }
+    if fetch.max_fetches == 0 {
+        want_fill(shared, ranged); // Nothing is fetched: the fill brings it all.
+        return;
     }
     let mut at = start;
     for _ in 0..fetch.max_fetches {
@@ -287,8 +331,11 @@ fn lane(shared: &Shared, id: WriterId) -> io::Result<()> {
 }
 
 /// The fill of a ranged stream, on the filler thread: over one connection (the default), or
-/// over `connections` spans at once ([`fill_lanes`]).
+/// over `connections` spans at once ([`fill_lanes`]). With `defer_fill`, it first waits until
+/// a reader needs a byte only the fill brings ([`want_fill`]), or every handle is gone.
 pub(crate) fn fill(shared: &Shared) -> io::Result<()> {
+    let ranged = shared.ranged.as_ref().expect("a ranged stream");
+    shared.cancel.wait_until(|| ranged.fill_started())?;
     match shared.settings.fetch.connections {
         n @ 2.. => fill_lanes(shared, n),
         _ => fill_in_order(shared),

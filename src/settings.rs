@@ -44,6 +44,7 @@ impl Default for Settings {
                 fetch_span: 4 << 20,
                 max_fetches: 2,
                 connections: 1,
+                defer_fill: false,
             },
             thread_name: None,
         }

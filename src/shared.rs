@@ -45,7 +45,8 @@ impl Shared {
         let mut shared = Self::new(settings);
         shared.mark = Watermark::ranged(len);
         let fixed = Fixed::new(&shared.storage, &shared.settings, len)?;
-        shared.ranged = Some(Ranged::new(fixed, open));
+        let defer_fill = shared.settings.fetch.defer_fill;
+        shared.ranged = Some(Ranged::new(fixed, open, defer_fill));
         Ok(shared)
     }
 

@@ -806,3 +806,102 @@ fn async_reads_fetch_far_ahead_too() {
     assert!(cache.available() <= 64 * KIB, "the fill is still held");
     source.fill_gate.open();
 }
+
+/// `defer_fill`: until a reader needs a byte near the prefix, nothing is sent but what far
+/// reads fetch; dropping every handle then ends the filler, which never opened the source.
+#[test]
+#[cfg_attr(miri, ignore = "megabytes and /proc: too slow under miri")]
+fn a_deferred_fill_sends_only_what_far_reads_need() {
+    let threads = || threads_named("sc-defer");
+    let source = Source::new(4 << 20);
+    let len = source.len();
+    let builder = builder().defer_fill(true).thread_name("sc-defer");
+    let cache = source.spawn(builder).unwrap();
+    // A zip reader's way: the end first, then one entry far from the front.
+    let tail = len - 1000;
+    assert_eq!(cache.slice(tail..).unwrap(), &source.data[tail as usize..]);
+    let entry = 2 << 20..(2 << 20) + 100 * KIB;
+    assert_eq!(
+        cache.slice(entry.clone()).unwrap(),
+        &source.data[entry.start as usize..entry.end as usize]
+    );
+    assert_eq!(cache.available(), 0, "the fill has not started");
+    drop(cache);
+    eventually("the waiting filler and the fetches ended", || {
+        threads() == 0
+    });
+    let opened = source.opened();
+    assert!(
+        opened.iter().all(|range| range.start != 0),
+        "the fill never opened the source: {opened:?}"
+    );
+    // Each read brought at most one span (256 KiB) of its own.
+    let delivered = source.delivered.load(Ordering::SeqCst);
+    assert!(delivered <= 2 * 256 * KIB, "{delivered} bytes sent");
+}
+
+/// Every way of needing a byte only the fill brings starts a deferred fill: no such wait
+/// hangs, and the fill then checks or skips what was fetched.
+#[test]
+#[cfg_attr(miri, ignore = "megabytes: too slow under miri")]
+fn every_wait_on_the_prefix_starts_a_deferred_fill() {
+    type Need = fn(&StreamCache) -> io::Result<()>;
+    let needs: [(&str, Need, Builder); 8] = [
+        ("wait_complete", |c| c.wait_complete().map(drop), builder()),
+        ("slice at 0", |c| c.slice(..10).map(drop), builder()),
+        (
+            "read_at at 1000",
+            |c| c.read_at(1000, &mut [0; 10]).map(drop),
+            builder(),
+        ),
+        (
+            "a Reader from 0",
+            |c| c.reader().read_exact(&mut [0; 10]),
+            builder(),
+        ),
+        (
+            "bytes_async at 0",
+            |c| futures::executor::block_on(c.bytes_async(..10)).map(drop),
+            builder(),
+        ),
+        (
+            "prefetch from 0",
+            |c| {
+                c.prefetch(..)?;
+                eventually("the prefetch's fill", || c.available() > 0);
+                Ok(())
+            },
+            builder(),
+        ),
+        (
+            "a far read with max_fetches(0)",
+            |c| c.slice(900 * KIB..900 * KIB + 10).map(drop),
+            builder().max_fetches(0),
+        ),
+        (
+            "wait_complete over connections(4)",
+            |c| c.wait_complete().map(drop),
+            builder().connections(4),
+        ),
+    ];
+    for (what, need, builder) in needs {
+        let source = Source::new(1 << 20);
+        let len = source.len();
+        let cache = source.spawn(builder.defer_fill(true)).unwrap();
+        let fetches_allowed = what != "a far read with max_fetches(0)";
+        if fetches_allowed {
+            // Something fetched first, which the fill must leave as it is.
+            let tail = len - 300 * KIB;
+            let got = cache.slice(tail..).unwrap();
+            assert_eq!(got, &source.data[tail as usize..], "{what}");
+            assert_eq!(cache.available(), 0, "{what}: the fill waits");
+        }
+        let c = cache.clone();
+        no_hang(what, move || need(&c)).unwrap();
+        let c = cache.clone();
+        no_hang(what, move || c.wait_complete()).unwrap();
+        assert_eq!(cache.slice(..).unwrap(), &source.data[..], "{what}");
+        let fill_opens = source.opened().iter().filter(|r| r.start == 0).count();
+        assert_eq!(fill_opens, 1, "{what}: the fill started once");
+    }
+}

@@ -366,6 +366,7 @@ pub fn streamcache_zip(
     let start = Instant::now();
     let cache = StreamCache::builder()
         .fetch_ahead(gap)
+        .defer_fill(true) // as s3fs: only what is read, until a read needs the front
         .temp_dir(temp_dir)
         .spawn_object_url(&moto.url(), &options)?;
     let mut archive = zip::ZipArchive::new(cache.reader()).map_err(io::Error::other)?;

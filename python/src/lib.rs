@@ -241,8 +241,8 @@ fn object_options(options: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<(St
 }
 
 /// The settings that apply to a URL source only: `headers` (a mapping of header names to
-/// values, both `str`), random access on demand (`fetch_ahead`, `fetch_span`, `max_fetches`)
-/// and `connections`, which a server that answers `Range` makes use of.
+/// values, both `str`), random access on demand (`fetch_ahead`, `fetch_span`, `max_fetches`,
+/// `defer_fill`) and `connections`, which a server that answers `Range` makes use of.
 #[derive(Default)]
 struct UrlSettings {
     headers: Vec<(String, String)>,
@@ -250,6 +250,7 @@ struct UrlSettings {
     fetch_span: Option<u64>,
     max_fetches: Option<usize>,
     connections: Option<usize>,
+    defer_fill: Option<bool>,
 }
 
 impl UrlSettings {
@@ -259,10 +260,12 @@ impl UrlSettings {
         fetch_span: Option<&Bound<'_, PyAny>>,
         max_fetches: Option<&Bound<'_, PyAny>>,
         connections: Option<&Bound<'_, PyAny>>,
+        defer_fill: Option<bool>,
     ) -> PyResult<UrlSettings> {
         let mut settings = UrlSettings {
             fetch_ahead: option(fetch_ahead, "fetch_ahead")?,
             fetch_span: option(fetch_span, "fetch_span")?,
+            defer_fill,
             ..UrlSettings::default()
         };
         if settings.fetch_span == Some(0) {
@@ -320,6 +323,7 @@ impl UrlSettings {
             || self.fetch_span.is_some()
             || self.max_fetches.is_some()
             || self.connections.is_some()
+            || self.defer_fill.is_some()
     }
 
     fn apply(self, mut builder: Builder) -> Builder {
@@ -338,6 +342,9 @@ impl UrlSettings {
         if let Some(n) = self.connections {
             builder = builder.connections(n);
         }
+        if let Some(defer) = self.defer_fill {
+            builder = builder.defer_fill(defer);
+        }
         builder
     }
 }
@@ -352,11 +359,14 @@ fn spawn_error(py: Python<'_>, e: std::io::Error) -> PyErr {
 ///
 /// `StreamCache(source, *, memory_limit=8 << 20, expected_len=None, max_len=None,
 /// temp_dir=None, chunk_size=None, headers=None, fetch_ahead=None, fetch_span=None,
-/// max_fetches=None, connections=None, options=None)`; `source` is an http(s) URL, an
+/// max_fetches=None, connections=None, defer_fill=None, options=None)`; `source` is an http(s)
+/// URL, an
 /// object-store URL (`s3://`, `gs://`, `az://`, `file://`, `memory://`, ...), a binary file
 /// object (`readinto` or `read`), a bytes-like object, or an iterable of bytes-like chunks.
 /// `headers` applies to an http(s) URL only, `options` to an object-store URL only, and
-/// `fetch_ahead`, `fetch_span`, `max_fetches` and `connections` to either.
+/// `fetch_ahead`, `fetch_span`, `max_fetches`, `connections` and `defer_fill` to either.
+/// `defer_fill=True` holds the in-order download back until a read needs the front: a zip's
+/// entry list and one entry, or a parquet footer, then cost little more than what is read.
 #[pyclass(
     frozen,
     subclass,
@@ -371,8 +381,8 @@ struct PyStreamCache {
 impl PyStreamCache {
     #[new]
     #[pyo3(
-        signature = (source, *, memory_limit=None, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=None, fetch_span=None, max_fetches=None, connections=None, options=None),
-        text_signature = "(source, *, memory_limit=8388608, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4194304, fetch_span=4194304, max_fetches=2, connections=1, options=None)"
+        signature = (source, *, memory_limit=None, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=None, fetch_span=None, max_fetches=None, connections=None, defer_fill=None, options=None),
+        text_signature = "(source, *, memory_limit=8388608, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4194304, fetch_span=4194304, max_fetches=2, connections=1, defer_fill=False, options=None)"
     )]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one each.
     fn new(
@@ -388,10 +398,17 @@ impl PyStreamCache {
         fetch_span: Option<&Bound<'_, PyAny>>,
         max_fetches: Option<&Bound<'_, PyAny>>,
         connections: Option<&Bound<'_, PyAny>>,
+        defer_fill: Option<bool>,
         options: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyStreamCache> {
-        let url_settings =
-            UrlSettings::new(headers, fetch_ahead, fetch_span, max_fetches, connections)?;
+        let url_settings = UrlSettings::new(
+            headers,
+            fetch_ahead,
+            fetch_span,
+            max_fetches,
+            connections,
+            defer_fill,
+        )?;
         let options = object_options(options)?;
         let mut builder = StreamCache::builder().thread_name("streamcache-filler");
         if let Some(n) = option(memory_limit, "memory_limit")? {

@@ -10,7 +10,7 @@ class StreamCache(_Core):
 
     ``StreamCache(source, *, memory_limit=8 << 20, expected_len=None, max_len=None,
     temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4 << 20, fetch_span=4 << 20,
-    max_fetches=2, connections=1, options=None)``
+    max_fetches=2, connections=1, defer_fill=False, options=None)``
 
     ``source`` is an http(s) URL, an object-store URL (``s3://bucket/key`` or ``s3a://``,
     ``gs://``, ``az://``, ``azure://``, ``abfs://``, ``abfss://``, ``adl://``,
@@ -28,7 +28,11 @@ class StreamCache(_Core):
     ``max_fetches`` requests at a time (0: in order only); ``connections=n`` fills the
     stream over ``n`` requests at once, ``fetch_span`` bytes each, lowest first (for a server
     or an object store that limits each connection: ``n`` times the rate, and every reader
-    still reads from the first byte as it arrives).
+    still reads from the first byte as it arrives). ``defer_fill=True`` holds the in-order
+    download back until a read needs a byte within ``fetch_ahead`` of the front: a reader that
+    looks at the end first and reads a small part (``zipfile``'s entry list and one entry, a
+    parquet footer and a few columns) then costs little more than the bytes it reads, where
+    by default a fast link brings the whole file meanwhile.
 
     For an object-store URL: ``options``, a ``dict`` of ``str`` to ``str`` of object_store's
     configuration keys (``aws_access_key_id``, ``aws_secret_access_key``, ``aws_region``,
@@ -36,8 +40,8 @@ class StreamCache(_Core):
     ``azure_storage_account_name``, ``azure_storage_account_key``, ...), applied over the
     ``AWS_*``, ``GOOGLE_*`` and ``AZURE_*`` environment variables; an unknown key (or any
     option for ``file://`` and ``memory://``) is a ``ValueError`` naming it, and option values
-    never appear in an error or a ``repr``. ``fetch_ahead``, ``fetch_span``, ``max_fetches``
-    and ``connections`` work as for a URL (``headers`` is for http(s) only). One ``HEAD`` is
+    never appear in an error or a ``repr``. ``fetch_ahead``, ``fetch_span``, ``max_fetches``,
+    ``connections`` and ``defer_fill`` work as for a URL (``headers`` is for http(s) only). One ``HEAD`` is
     made at once (a missing bucket or key is ``FileNotFoundError``, a refused one
     ``PermissionError``); every range asks for that very version, so if the object is
     overwritten while it is read, the bytes already there stay the first version's and a read

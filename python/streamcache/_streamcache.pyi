@@ -21,6 +21,7 @@ class StreamCache:
         fetch_span: Optional[int] = 4 << 20,
         max_fetches: Optional[int] = 2,
         connections: Optional[int] = 1,
+        defer_fill: Optional[bool] = False,
         options: Optional[Mapping[str, str]] = None,
     ) -> "StreamCache": ...
     def read(self, offset: int, size: int) -> bytes: ...

@@ -155,11 +155,13 @@ def moto(tmp_path_factory):
 
 class Proxy:
     """A TCP proxy of `upstream` on 127.0.0.1 that sends the server's bytes to the client at
-    `rate` bytes per second on each connection; `connections` counts the connections."""
+    `rate` bytes per second on each connection (`None`: as fast as they come); `connections`
+    counts the connections, `sent` the server's bytes sent on."""
 
     def __init__(self, upstream, rate):
         self.upstream, self.rate = upstream, rate
         self.connections = 0
+        self.sent = 0
         self.lock = threading.Lock()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -191,11 +193,15 @@ class Proxy:
                 pass
 
         threading.Thread(target=requests, daemon=True).start()
-        step = max(1, self.rate // 50)  # 50 steps a second
+        step = 64 << 10 if self.rate is None else max(1, self.rate // 50)  # 50 steps a second
         try:
             while data := server.recv(step):
                 started = time.monotonic()
                 client.sendall(data)
+                with self.lock:
+                    self.sent += len(data)
+                if self.rate is None:
+                    continue
                 left = len(data) / self.rate - (time.monotonic() - started)
                 if left > 0:
                     time.sleep(left)
@@ -276,6 +282,42 @@ def test_a_multipart_zip_lists_and_reads_its_last_entry_before_the_object_has_ar
             assert sha256(z.read(name)) == sha256(data), name
     assert finishes(cache.wait_complete) == len(raw)
     assert SECRET not in repr(cache)
+
+
+def test_a_deferred_fill_sends_little_more_than_the_entry_list_and_the_last_entry(
+    moto, proxy_of
+):
+    rng = random.Random(22)
+    files = {f"entry-{i:02}.bin": rng.randbytes(MIB) for i in range(24)}
+    raw = make_zip(files)
+    moto.put_multipart("deferred.zip", raw, part_size=8 * MIB)
+    # Unthrottled: without `defer_fill`, the in-order fill brings most of the object while
+    # zipfile looks for its entry.
+    proxy = proxy_of(None)
+    cache = streamcache.StreamCache(
+        url("deferred.zip"),
+        options=moto.options(proxy.port),
+        fetch_span=MIB,
+        defer_fill=True,
+    )
+
+    def open_and_read():
+        with zipfile.ZipFile(cache.reader()) as z:
+            names = z.namelist()
+            return names, z.read(names[-1])
+
+    names, last = finishes(open_and_read)
+    assert names == list(files)
+    assert sha256(last) == sha256(files[names[-1]])
+    assert cache.available == 0, "the fill has not started"
+    # The last entry (1 MiB), the fetches' spans around it and the directory, the headers.
+    assert proxy.sent < 3 * MIB, (proxy.sent, cache.present())
+    # A read at the front starts the fill; then every entry.
+    with zipfile.ZipFile(cache.reader()) as z:
+        for name, data in files.items():
+            assert sha256(z.read(name)) == sha256(data), name
+    assert finishes(cache.wait_complete) == len(raw)
+    assert proxy.sent < len(raw) + 3 * MIB, "no span sent twice"
 
 
 def test_an_overwrite_mid_read_is_never_spliced_in(moto, proxy_of):

@@ -1,5 +1,5 @@
 //! (s3): an object in S3, on moto's server (issue 21). A zip of stored entries uploaded in a
-//! multipart upload; streamcache's `spawn_object_url` with `fetch_ahead`: the entry list and
+//! multipart upload; streamcache's `spawn_object_url` with `defer_fill`: the entry list and
 //! the last entry, against s3fs's `zipfile.ZipFile(fs.open(path))`, `namelist()` and the last
 //! entry, and the bytes moto sent for streamcache's run; then the whole object with
 //! `connections(8)` against s3fs's `fs.cat(path)`. Every client goes through the same counting
@@ -17,7 +17,7 @@ use streamcache_benches::{
 /// The object: 256 MiB.
 const OBJECT_LEN: u64 = 256 * MIB;
 /// 64 stored entries of 4 MiB: the last entry is 1/64 (1.6 %) of the object, as in (r), so that
-/// the target (< 2 % of the object's bytes) leaves room for the directory and the fill's start.
+/// the target (< 2 % of the object's bytes) leaves room for the directory and the fetches' spans.
 const ENTRIES: u64 = 64;
 /// The multipart upload's parts.
 const PART: u64 = 16 * MIB;
@@ -26,7 +26,7 @@ const GAP: u64 = MIB;
 /// The connections of row 2.
 const CONNECTIONS: usize = 8;
 
-const SC_ZIP: &str = "streamcache spawn_object_url, fetch_ahead 1 MiB: entry list + last entry";
+const SC_ZIP: &str = "streamcache spawn_object_url, defer_fill: entry list + last entry";
 const S3FS_ZIP: &str = "s3fs open + zipfile: namelist + last entry";
 const SC_BYTES: &str = "streamcache: bytes moto sent, entry list + last entry";
 const SC_WHOLE: &str = "streamcache connections(8), fetch_span len/8: whole object";
