@@ -13,6 +13,8 @@ mod chunks;
 pub(crate) mod http;
 #[cfg(feature = "object-store")]
 pub(crate) mod object;
+#[cfg(feature = "object-store")]
+mod object_url;
 mod read;
 mod resumable;
 #[cfg(any(feature = "http", feature = "object-store"))]

@@ -24,9 +24,7 @@ use crate::range::invalid_input;
 use bytes::Bytes;
 use futures_core::stream::{BoxStream, Stream};
 use object_store::path::Path;
-use object_store::{
-    GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, ObjectStoreScheme,
-};
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io::{self, ErrorKind, Read};
@@ -34,7 +32,6 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
 /// The most worker threads of a runtime the cache makes for itself: they run the connections'
@@ -214,7 +211,8 @@ impl Builder {
     /// ```
     pub fn spawn_object_url(self, url: &str, options: &[(&str, &str)]) -> io::Result<StreamCache> {
         let shown = super::shown::url_shown(url);
-        let (store, location) = store_from_url(url, &shown, options, self.settings.retry)?;
+        let (store, location) =
+            super::object_url::store_from_url(url, &shown, options, self.settings.retry)?;
         self.spawn_object_shown(store, location, shown)
     }
 
@@ -281,108 +279,6 @@ impl StreamCache {
     pub fn from_object_url(url: &str, options: &[(&str, &str)]) -> io::Result<StreamCache> {
         StreamCache::builder().spawn_object_url(url, options)
     }
-}
-
-/// The store and path that `url` names, built with `options` over the environment.
-fn store_from_url(
-    url: &str,
-    shown: &str,
-    options: &[(&str, &str)],
-    retry: crate::source::RetryPolicy,
-) -> io::Result<(Arc<dyn ObjectStore>, Path)> {
-    use object_store::{aws, azure, gcp, local::LocalFileSystem, memory::InMemory};
-    let bad = |what: String| invalid_input(format!("{shown:?}: {what}"));
-    let parsed = url::Url::parse(url).map_err(|e| bad(format!("not a URL: {e}")))?;
-    let (scheme, location) = ObjectStoreScheme::parse(&parsed).map_err(|_| {
-        bad("not an object store's URL (s3://, gs://, az://, file://, memory://)".to_owned())
-    })?;
-    // Unknown keys are refused (object_store's `parse_url_opts` would skip them).
-    fn keys<K: std::str::FromStr>(
-        options: &[(&str, &str)],
-        bad: impl Fn(String) -> io::Error,
-    ) -> io::Result<Vec<(K, String)>> {
-        options
-            .iter()
-            .map(|(key, value)| match key.to_ascii_lowercase().parse::<K>() {
-                Ok(key) => Ok((key, (*value).to_owned())),
-                Err(_) => Err(bad(format!(
-                    "the option {key:?} is not one this store knows"
-                ))),
-            })
-            .collect()
-    }
-    let no_options = |what: &str| match options.first() {
-        Some((key, _)) => Err(bad(format!("{what} takes no options, got {key:?}"))),
-        None => Ok(()),
-    };
-    let retry = object_store::RetryConfig {
-        backoff: object_store::BackoffConfig {
-            init_backoff: retry.first_backoff.max(Duration::from_millis(1)),
-            ..Default::default()
-        },
-        max_retries: retry.retries as usize,
-        ..Default::default()
-    };
-    fn built<S: ObjectStore>(
-        result: object_store::Result<S>,
-        bad: impl Fn(String) -> io::Error,
-    ) -> io::Result<Arc<dyn ObjectStore>> {
-        match result {
-            Ok(store) => Ok(Arc::new(store)),
-            Err(e) => Err(bad(format!(
-                "the store's options do not make a client: {e}"
-            ))),
-        }
-    }
-    let store: Arc<dyn ObjectStore> = match scheme {
-        ObjectStoreScheme::Local => {
-            no_options("file://")?;
-            Arc::new(LocalFileSystem::new())
-        }
-        ObjectStoreScheme::Memory => {
-            no_options("memory://")?;
-            Arc::new(InMemory::new())
-        }
-        ObjectStoreScheme::AmazonS3 => {
-            install_tls_provider();
-            let builder = keys(options, bad)?.into_iter().fold(
-                aws::AmazonS3Builder::from_env().with_url(url),
-                |builder, (key, value)| builder.with_config(key, value),
-            );
-            built(builder.with_retry(retry).build(), bad)?
-        }
-        ObjectStoreScheme::GoogleCloudStorage => {
-            install_tls_provider();
-            let builder = keys(options, bad)?.into_iter().fold(
-                gcp::GoogleCloudStorageBuilder::from_env().with_url(url),
-                |builder, (key, value)| builder.with_config(key, value),
-            );
-            built(builder.with_retry(retry).build(), bad)?
-        }
-        ObjectStoreScheme::MicrosoftAzure => {
-            install_tls_provider();
-            let builder = keys(options, bad)?.into_iter().fold(
-                azure::MicrosoftAzureBuilder::from_env().with_url(url),
-                |builder, (key, value)| builder.with_config(key, value),
-            );
-            built(builder.with_retry(retry).build(), bad)?
-        }
-        _ => {
-            return Err(bad(
-                "an http(s) URL that is not an object store's: that is spawn_url (feature \
-                 `http`)"
-                    .to_owned(),
-            ))
-        }
-    };
-    Ok((store, location))
-}
-
-/// reqwest is built without a TLS crypto provider of its own (the default, aws-lc, needs
-/// cmake): ring is made the process's default, unless the program installed one already.
-fn install_tls_provider() {
-    // An error means a provider is installed already: that one is used.
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The runtime that drives a cache's store.
