@@ -16,17 +16,20 @@ mod common;
 use common::{fill_pattern, HANG_GUARD};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::ErrorKind;
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 use streamcache::StreamCache;
 
+#[path = "common/proxy.rs"]
+#[allow(dead_code)] // `settled` is for the benches
+mod proxy;
 #[path = "common/zips.rs"]
 mod zips;
+use proxy::{Proxy, Shape};
 use zips::{check_zip, zip_of};
 
 const IGNORED: &str = "needs moto and Azurite (scripts/object-servers); .ci/run runs it";
@@ -156,86 +159,6 @@ impl Drop for Server {
     }
 }
 
-/// What a [`Proxy`] does to the bytes from the server.
-#[derive(Clone, Copy, Default)]
-struct Shape {
-    /// Bytes per second per connection; 0: as fast as they come.
-    rate: u64,
-    /// The first this many connections send nothing back for `stall`.
-    stalled: usize,
-    stall: Duration,
-}
-
-/// A TCP proxy to `127.0.0.1:upstream` that counts the bytes the server sent.
-struct Proxy {
-    port: u16,
-    sent: Arc<AtomicU64>,
-    connections: Arc<AtomicUsize>,
-}
-
-impl Proxy {
-    fn start(upstream: u16, shape: Shape) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let sent = Arc::new(AtomicU64::new(0));
-        let connections = Arc::new(AtomicUsize::new(0));
-        let (sent2, connections2) = (Arc::clone(&sent), Arc::clone(&connections));
-        thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { return };
-                let n = connections2.fetch_add(1, Ordering::SeqCst);
-                let sent = Arc::clone(&sent2);
-                thread::spawn(move || {
-                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                        let _ = client.shutdown(Shutdown::Both);
-                        return;
-                    };
-                    let (mut c_in, mut s_out) =
-                        (client.try_clone().unwrap(), server.try_clone().unwrap());
-                    thread::spawn(move || {
-                        let _ = io::copy(&mut c_in, &mut s_out);
-                        let _ = s_out.shutdown(Shutdown::Write);
-                    });
-                    if n < shape.stalled {
-                        thread::sleep(shape.stall);
-                    }
-                    let (mut from, mut to) = (server, client);
-                    let mut buf = vec![0; 16 << 10];
-                    let started = Instant::now();
-                    let mut total = 0u64;
-                    loop {
-                        let got = match from.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(got) => got,
-                        };
-                        if to.write_all(&buf[..got]).is_err() {
-                            break;
-                        }
-                        sent.fetch_add(got as u64, Ordering::SeqCst);
-                        total += got as u64;
-                        if shape.rate > 0 {
-                            let due = Duration::from_secs_f64(total as f64 / shape.rate as f64);
-                            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                                thread::sleep(wait);
-                            }
-                        }
-                    }
-                    let _ = to.shutdown(Shutdown::Both);
-                });
-            }
-        });
-        Proxy {
-            port,
-            sent,
-            connections,
-        }
-    }
-
-    fn sent(&self) -> u64 {
-        self.sent.load(Ordering::SeqCst)
-    }
-}
-
 /// The options for moto on `port`.
 fn s3_options(port: u16) -> Vec<(String, String)> {
     [
@@ -328,8 +251,9 @@ fn s3_a_multipart_zips_end_is_fetched_on_demand_and_every_byte_is_right() {
             rate: 2 << 20,
             ..Shape::default()
         },
-    );
-    let options = s3_options(proxy.port);
+    )
+    .unwrap();
+    let options = s3_options(proxy.port());
     let cache = StreamCache::builder()
         .fetch_ahead(256 << 10)
         .fetch_span(256 << 10)
@@ -366,8 +290,8 @@ fn s3_a_deferred_fill_sends_little_more_than_what_a_zip_reader_reads() {
     let direct = s3_options(moto.port);
     let url = format!("s3://{BUCKET}/deferred.zip");
     upload_multipart(store(&url, &direct).as_ref(), "deferred.zip", &zip);
-    let proxy = Proxy::start(moto.port, Shape::default());
-    let options = s3_options(proxy.port);
+    let proxy = Proxy::start(moto.port, Shape::default()).unwrap();
+    let options = s3_options(proxy.port());
     let span = 256 << 10;
     let cache = StreamCache::builder()
         .fetch_span(span)
@@ -422,8 +346,9 @@ fn s3_an_overwrite_mid_read_fails_the_missing_bytes_and_is_never_spliced() {
             rate: 1 << 20,
             ..Shape::default()
         },
-    );
-    let options = s3_options(proxy.port);
+    )
+    .unwrap();
+    let options = s3_options(proxy.port());
     let cache = StreamCache::builder()
         .fetch_ahead(64 << 10)
         .fetch_span(64 << 10)
@@ -486,8 +411,8 @@ fn s3_a_timeout_is_retried() {
         stall: Duration::from_secs(4),
         ..Shape::default()
     };
-    let proxy = Proxy::start(moto.port, shape);
-    let mut options = s3_options(proxy.port);
+    let proxy = Proxy::start(moto.port, shape).unwrap();
+    let mut options = s3_options(proxy.port());
     options.push(("timeout".into(), "1s".into()));
     let cache = StreamCache::builder()
         .retry_backoff(Duration::from_millis(10))
@@ -495,7 +420,7 @@ fn s3_a_timeout_is_retried() {
         .unwrap();
     assert_eq!(cache.wait_complete().unwrap(), data.len() as u64);
     assert_eq!(cache.slice(..).unwrap(), &data[..]);
-    let connections = proxy.connections.load(Ordering::SeqCst);
+    let connections = proxy.connections();
     assert!(
         connections >= 3,
         "{connections} connections: the stalled ones were not retried"
@@ -520,8 +445,9 @@ fn s3_a_stopped_server_fails_reads_with_a_clear_error_and_no_hang() {
             rate: 1 << 20,
             ..Shape::default()
         },
-    );
-    let options = s3_options(proxy.port);
+    )
+    .unwrap();
+    let options = s3_options(proxy.port());
     let cache = StreamCache::builder()
         .retries(2)
         .retry_backoff(Duration::from_millis(10))

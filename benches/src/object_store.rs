@@ -15,11 +15,9 @@
 use crate::{fold, StoredZip, CHUNK};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 use streamcache::StreamCache;
@@ -70,111 +68,10 @@ fn free_port() -> io::Result<u16> {
 
 // --- the proxy -------------------------------------------------------------------------------
 
-/// A TCP relay on 127.0.0.1 in front of `upstream`: two threads per connection, copying each
-/// way; counts every byte it relays from the upstream (the HTTP responses, headers included).
-#[derive(Debug)]
-pub struct Proxy {
-    port: u16,
-    from_upstream: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    pub fn start(upstream: u16) -> io::Result<Proxy> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))?;
-        let port = listener.local_addr()?.port();
-        let from_upstream = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (count, stopped) = (Arc::clone(&from_upstream), Arc::clone(&stop));
-        thread::Builder::new()
-            .name("s3-proxy".to_owned())
-            .spawn(move || {
-                for client in listener.incoming() {
-                    if stopped.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(client) = client else { continue };
-                    let count = Arc::clone(&count);
-                    let _ = thread::Builder::new()
-                        .name("s3-proxy-conn".to_owned())
-                        .spawn(move || relay(client, upstream, &count));
-                }
-            })?;
-        Ok(Proxy {
-            port,
-            from_upstream,
-            stop,
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The bytes relayed from the upstream so far.
-    pub fn sent(&self) -> u64 {
-        self.from_upstream.load(Ordering::SeqCst)
-    }
-
-    /// [`sent`](Self::sent) once it has not changed for `quiet` (at most `wait`): what the
-    /// upstream sent for a run that has just ended, its last bytes included.
-    pub fn settled(&self, quiet: Duration, wait: Duration) -> u64 {
-        let deadline = Instant::now() + wait;
-        let mut last = self.sent();
-        loop {
-            thread::sleep(quiet);
-            let now = self.sent();
-            if now == last || Instant::now() > deadline {
-                return now;
-            }
-            last = now;
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-fn relay(client: TcpStream, upstream: u16, count: &AtomicU64) {
-    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-        return;
-    };
-    let _ = client.set_nodelay(true);
-    let _ = server.set_nodelay(true);
-    let (Ok(client_rx), Ok(server_tx)) = (client.try_clone(), server.try_clone()) else {
-        return;
-    };
-    // Client to server, on a thread of its own; server to client (counted) here.
-    let up = thread::spawn(move || {
-        copy(client_rx, &server_tx, None);
-        let _ = server_tx.shutdown(Shutdown::Write);
-    });
-    copy(server, &client, Some(count));
-    let _ = client.shutdown(Shutdown::Both);
-    let _ = up.join();
-}
-
-fn copy(mut from: TcpStream, mut to: &TcpStream, count: Option<&AtomicU64>) {
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if let Some(count) = count {
-            count.fetch_add(n as u64, Ordering::SeqCst);
-        }
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-    }
-    let _ = from.shutdown(Shutdown::Both);
-}
+// The counting proxy the server tests use too.
+#[path = "../../tests/common/proxy.rs"]
+mod proxy;
+pub use proxy::{Proxy, Shape};
 
 // --- moto ------------------------------------------------------------------------------------
 
@@ -223,7 +120,7 @@ impl Moto {
             }
             thread::sleep(Duration::from_millis(100));
         }
-        let proxy = Proxy::start(port)?;
+        let proxy = Proxy::start(port, Shape::default())?;
         Ok(Moto {
             child,
             proxy,
