@@ -230,35 +230,87 @@ fn upload(store: &dyn ObjectStore, key: &str, data: Vec<u8>) {
         .unwrap();
 }
 
+/// How an object goes up to moto.
+#[derive(Clone, Copy, PartialEq)]
+enum Put {
+    /// One `put`.
+    Whole,
+    /// A multipart upload (its e_tag is not an MD5).
+    Parts,
+}
+
+/// An object on moto, and a proxy in front of moto for the cache to read it through.
+struct S3Object {
+    url: String,
+    /// The upload's e_tag.
+    e_tag: String,
+    proxy: Proxy,
+    /// The options that send requests through the proxy.
+    options: Vec<(String, String)>,
+}
+
+impl S3Object {
+    /// Uploads `data` at `key` (directly to moto), then starts a proxy shaped `shape`.
+    fn put(moto: &Server, key: &str, data: &[u8], put: Put, shape: Shape) -> S3Object {
+        let url = format!("s3://{BUCKET}/{key}");
+        let direct = store(&url, &s3_options(moto.port));
+        let e_tag = match put {
+            Put::Parts => upload_multipart(direct.as_ref(), key, data),
+            Put::Whole => {
+                upload(direct.as_ref(), key, data.to_vec());
+                String::new()
+            }
+        };
+        let proxy = Proxy::start(moto.port, shape).unwrap();
+        let options = s3_options(proxy.port());
+        S3Object {
+            url,
+            e_tag,
+            proxy,
+            options,
+        }
+    }
+
+    fn spawn(&self, builder: streamcache::Builder) -> StreamCache {
+        builder
+            .spawn_object_url(&self.url, &borrowed(&self.options))
+            .unwrap()
+    }
+}
+
+/// `rate` bytes a second on each connection.
+fn throttled(rate: u64) -> Shape {
+    Shape {
+        rate,
+        ..Shape::default()
+    }
+}
+
+/// `len` pattern bytes from `seed`.
+fn pattern_of(seed: u64, len: usize) -> Vec<u8> {
+    let mut data = vec![0; len];
+    fill_pattern(seed, &mut data);
+    data
+}
+
 #[test]
 #[ignore = "needs moto and Azurite (scripts/object-servers); .ci/run runs it"]
 fn s3_a_multipart_zips_end_is_fetched_on_demand_and_every_byte_is_right() {
     let _ = IGNORED;
     let moto = Server::moto();
     let (zip, digests) = zip_of(16, 1 << 20);
-    let direct = s3_options(moto.port);
-    let etag = upload_multipart(
-        store(&format!("s3://{BUCKET}/a.zip"), &direct).as_ref(),
-        "a.zip",
-        &zip,
-    );
-    assert!(etag.contains('-'), "a multipart upload's e_tag: {etag}");
-
     // 2 MiB/s per connection: the in-order fill takes 8 s at least.
-    let proxy = Proxy::start(
-        moto.port,
-        Shape {
-            rate: 2 << 20,
-            ..Shape::default()
-        },
-    )
-    .unwrap();
-    let options = s3_options(proxy.port());
-    let cache = StreamCache::builder()
-        .fetch_ahead(256 << 10)
-        .fetch_span(256 << 10)
-        .spawn_object_url(&format!("s3://{BUCKET}/a.zip"), &borrowed(&options))
-        .unwrap();
+    let object = S3Object::put(&moto, "a.zip", &zip, Put::Parts, throttled(2 << 20));
+    assert!(
+        object.e_tag.contains('-'),
+        "a multipart e_tag: {}",
+        object.e_tag
+    );
+    let cache = object.spawn(
+        StreamCache::builder()
+            .fetch_ahead(256 << 10)
+            .fetch_span(256 << 10),
+    );
     assert_eq!(cache.expected_len(), Some(zip.len() as u64));
     check_zip(&cache, &digests);
     assert_eq!(
@@ -269,7 +321,7 @@ fn s3_a_multipart_zips_end_is_fetched_on_demand_and_every_byte_is_right() {
     assert_eq!(cache.wait_complete().unwrap(), zip.len() as u64);
     assert_eq!(cache.slice(..).unwrap(), &zip[..]);
     // Each byte about once (plus the heads of the responses).
-    let sent = proxy.sent();
+    let sent = object.proxy.sent();
     assert!(
         sent < zip.len() as u64 + (2 << 20),
         "{sent} bytes sent for {}",
@@ -283,26 +335,17 @@ fn s3_a_multipart_zips_end_is_fetched_on_demand_and_every_byte_is_right() {
 #[test]
 #[ignore = "needs moto and Azurite (scripts/object-servers); .ci/run runs it"]
 fn s3_a_deferred_fill_sends_little_more_than_what_a_zip_reader_reads() {
-    let _ = IGNORED;
     let moto = Server::moto();
-    let (entries, entry) = (32, 1 << 20);
-    let (zip, digests) = zip_of(entries, entry);
-    let direct = s3_options(moto.port);
-    let url = format!("s3://{BUCKET}/deferred.zip");
-    upload_multipart(store(&url, &direct).as_ref(), "deferred.zip", &zip);
-    let proxy = Proxy::start(moto.port, Shape::default()).unwrap();
-    let options = s3_options(proxy.port());
+    let entry = 1 << 20;
+    let (zip, digests) = zip_of(32, entry);
+    let object = S3Object::put(&moto, "deferred.zip", &zip, Put::Parts, Shape::default());
     let span = 256 << 10;
-    let cache = StreamCache::builder()
-        .fetch_span(span)
-        .defer_fill(true)
-        .spawn_object_url(&url, &borrowed(&options))
-        .unwrap();
+    let cache = object.spawn(StreamCache::builder().fetch_span(span).defer_fill(true));
     check_zip(&cache, &digests);
     assert_eq!(cache.available(), 0, "the fill has not started");
     // The last entry, a span either side of it (the fetch before the last is cut short by
     // what is present), the directory's fetch, the heads of the responses.
-    let sent = proxy.sent();
+    let sent = object.proxy.sent();
     let most = entry as u64 + 2 * span + (128 << 10);
     assert!(sent < most, "{sent} bytes sent, more than {most}");
     assert_eq!(cache.wait_complete().unwrap(), zip.len() as u64);
@@ -313,21 +356,13 @@ fn s3_a_deferred_fill_sends_little_more_than_what_a_zip_reader_reads() {
 #[ignore = "needs moto and Azurite (scripts/object-servers); .ci/run runs it"]
 fn s3_many_connections_read_a_whole_object() {
     let moto = Server::moto();
-    let mut data = vec![0; (12 << 20) + 777];
-    fill_pattern(5, &mut data);
-    let options = s3_options(moto.port);
-    upload_multipart(
-        store(&format!("s3://{BUCKET}/w"), &options).as_ref(),
-        "w",
-        &data,
-    );
-    let cache = StreamCache::builder()
-        .connections(4)
-        .fetch_span(1 << 20)
-        .spawn_object_url(&format!("s3://{BUCKET}/w"), &borrowed(&options))
-        .unwrap();
+    let data = pattern_of(5, (12 << 20) + 777);
+    let object = S3Object::put(&moto, "w", &data, Put::Parts, Shape::default());
+    let cache = object.spawn(StreamCache::builder().connections(4).fetch_span(1 << 20));
     assert_eq!(cache.wait_complete().unwrap(), data.len() as u64);
     assert_eq!(cache.slice(..).unwrap(), &data[..]);
+    let connections = object.proxy.connections();
+    assert!(connections >= 4, "{connections} connections");
 }
 
 #[test]
@@ -335,32 +370,21 @@ fn s3_many_connections_read_a_whole_object() {
 fn s3_an_overwrite_mid_read_fails_the_missing_bytes_and_is_never_spliced() {
     let moto = Server::moto();
     let len = 8 << 20;
-    let mut first = vec![0; len];
-    fill_pattern(0, &mut first);
-    let direct = s3_options(moto.port);
-    let writer = store(&format!("s3://{BUCKET}/v"), &direct);
-    upload(writer.as_ref(), "v", first.clone());
-    let proxy = Proxy::start(
-        moto.port,
-        Shape {
-            rate: 1 << 20,
-            ..Shape::default()
-        },
-    )
-    .unwrap();
-    let options = s3_options(proxy.port());
-    let cache = StreamCache::builder()
-        .fetch_ahead(64 << 10)
-        .fetch_span(64 << 10)
-        .retries(0)
-        .spawn_object_url(&format!("s3://{BUCKET}/v"), &borrowed(&options))
-        .unwrap();
+    let first = pattern_of(0, len);
+    let object = S3Object::put(&moto, "v", &first, Put::Whole, throttled(1 << 20));
+    let cache = object.spawn(
+        StreamCache::builder()
+            .fetch_ahead(64 << 10)
+            .fetch_span(64 << 10)
+            .retries(0),
+    );
     let tail = len - 1000..len;
     assert_eq!(
         cache.slice(tail.start as u64..).unwrap(),
         &first[tail.clone()]
     );
 
+    let writer = store(&object.url, &s3_options(moto.port));
     upload(writer.as_ref(), "v", vec![0xEE; len]);
     let far = (len - (1 << 20)) as u64;
     let err = cache.slice(far..far + 10).unwrap_err();
@@ -396,14 +420,7 @@ fn s3_missing_buckets_and_keys_are_not_found() {
 #[ignore = "needs moto and Azurite (scripts/object-servers); .ci/run runs it"]
 fn s3_a_timeout_is_retried() {
     let moto = Server::moto();
-    let mut data = vec![0; 3 << 20];
-    fill_pattern(9, &mut data);
-    let direct = s3_options(moto.port);
-    upload(
-        store(&format!("s3://{BUCKET}/t"), &direct).as_ref(),
-        "t",
-        data.clone(),
-    );
+    let data = pattern_of(9, 3 << 20);
     // The first two connections (the head's and the fill's, or one retried) answer nothing
     // for 4 s; the client gives up on a request after 1 s.
     let shape = Shape {
@@ -411,16 +428,12 @@ fn s3_a_timeout_is_retried() {
         stall: Duration::from_secs(4),
         ..Shape::default()
     };
-    let proxy = Proxy::start(moto.port, shape).unwrap();
-    let mut options = s3_options(proxy.port());
-    options.push(("timeout".into(), "1s".into()));
-    let cache = StreamCache::builder()
-        .retry_backoff(Duration::from_millis(10))
-        .spawn_object_url(&format!("s3://{BUCKET}/t"), &borrowed(&options))
-        .unwrap();
+    let mut object = S3Object::put(&moto, "t", &data, Put::Whole, shape);
+    object.options.push(("timeout".into(), "1s".into()));
+    let cache = object.spawn(StreamCache::builder().retry_backoff(Duration::from_millis(10)));
     assert_eq!(cache.wait_complete().unwrap(), data.len() as u64);
     assert_eq!(cache.slice(..).unwrap(), &data[..]);
-    let connections = proxy.connections();
+    let connections = object.proxy.connections();
     assert!(
         connections >= 3,
         "{connections} connections: the stalled ones were not retried"
@@ -431,28 +444,13 @@ fn s3_a_timeout_is_retried() {
 #[ignore = "needs moto and Azurite (scripts/object-servers); .ci/run runs it"]
 fn s3_a_stopped_server_fails_reads_with_a_clear_error_and_no_hang() {
     let mut moto = Server::moto();
-    let mut data = vec![0; 8 << 20];
-    fill_pattern(1, &mut data);
-    let direct = s3_options(moto.port);
-    upload(
-        store(&format!("s3://{BUCKET}/s"), &direct).as_ref(),
-        "s",
-        data.clone(),
+    let data = pattern_of(1, 8 << 20);
+    let object = S3Object::put(&moto, "s", &data, Put::Whole, throttled(1 << 20));
+    let cache = object.spawn(
+        StreamCache::builder()
+            .retries(2)
+            .retry_backoff(Duration::from_millis(10)),
     );
-    let proxy = Proxy::start(
-        moto.port,
-        Shape {
-            rate: 1 << 20,
-            ..Shape::default()
-        },
-    )
-    .unwrap();
-    let options = s3_options(proxy.port());
-    let cache = StreamCache::builder()
-        .retries(2)
-        .retry_backoff(Duration::from_millis(10))
-        .spawn_object_url(&format!("s3://{BUCKET}/s"), &borrowed(&options))
-        .unwrap();
     assert_eq!(cache.slice(..1000).unwrap(), &data[..1000]);
     moto.stop();
     let (done, result) = mpsc::channel();
