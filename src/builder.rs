@@ -520,6 +520,88 @@ impl Builder {
         self
     }
 
+    /// One cache for every process: a ranged stream with a key ([`cache_key`](Self::cache_key)
+    /// for [`spawn_ranged`](Self::spawn_ranged)) lives in a named entry of `dir`, kept after
+    /// the cache drops. Every cache, in this process or any other, that opens the same key
+    /// (and length) attaches to the same entry: the first becomes its one writer (decided by
+    /// a lock the kernel releases when a process ends, however it ends), every other reads it
+    /// zero-copy through its own shared mapping as the bytes land, and asks the writer to
+    /// fetch what its far reads need. A wait in one process is woken by a publish in another
+    /// (Linux: a futex in the entry's header). When the writer stops or dies with bytes
+    /// missing, another process that still reads takes over within 100 ms and fetches only
+    /// what is missing. A later cache finds a complete entry and transfers nothing.
+    ///
+    /// The entry's file is reserved on disk for the whole stream when it is made: a disk that
+    /// cannot hold it is `StorageFull` from the `spawn`, never a SIGBUS later. A plain source
+    /// (`spawn`, `spawn_chunks`, ...) with `cache_dir` is `InvalidInput`: it cannot be read
+    /// again by another process. Unix only: elsewhere the cache is a private one, as without
+    /// `cache_dir`. Use a local filesystem: `flock` on NFS or SMB cannot be trusted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use std::io::Cursor;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let data: Vec<u8> = (0..=255).cycle().take(300_000).collect();
+    /// let source = data.clone();
+    /// let first = streamcache::StreamCache::builder()
+    ///     .cache_dir(dir.path())
+    ///     .cache_key("example/data-v1")
+    ///     .spawn_ranged(data.len() as u64, move |r| {
+    ///         Ok(Cursor::new(source[r.start as usize..r.end as usize].to_vec()))
+    ///     })?;
+    /// first.wait_complete()?;
+    /// // Another cache (or process) of the same key: the entry is there, nothing is opened.
+    /// let second = streamcache::StreamCache::builder()
+    ///     .cache_dir(dir.path())
+    ///     .cache_key("example/data-v1")
+    ///     .spawn_ranged(data.len() as u64, |_| -> std::io::Result<Cursor<Vec<u8>>> {
+    ///         panic!("never opened: the entry is complete")
+    ///     })?;
+    /// assert_eq!(second.slice(..)?, &data[..]);
+    /// # }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Builder {
+        self.settings.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// The key of a [`spawn_ranged`](Self::spawn_ranged) stream's entry in
+    /// [`cache_dir`](Self::cache_dir): caches with the same key and length share one entry.
+    /// Name the source and its version (a new version is a new key). A key and validator of
+    /// more than 3072 bytes in all are `InvalidInput`. Without `cache_dir` it does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = streamcache::StreamCache::builder().cache_key("s3://bucket/model@v3");
+    /// # drop(builder);
+    /// ```
+    pub fn cache_key(mut self, key: impl Into<String>) -> Builder {
+        self.settings.cache_key = Some(key.into());
+        self
+    }
+
+    /// With [`cache_dir`](Self::cache_dir): after a cache opens its entry, entries that no
+    /// process has open are removed, least recently used first, until the directory's
+    /// entries take at most `bytes` (the open ones never go, so it can stay above).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = streamcache::StreamCache::builder()
+    ///     .cache_dir(std::env::temp_dir().join("my-app-cache"))
+    ///     .cache_limit(10 << 30);
+    /// # drop(builder);
+    /// ```
+    pub fn cache_limit(mut self, bytes: u64) -> Builder {
+        self.settings.cache_limit = Some(bytes);
+        self
+    }
+
     /// Starts a filler thread over a source of `len` bytes that can be opened at any range,
     /// such as an HTTP resource with `Range` requests, an object store, or a file.
     ///
@@ -574,6 +656,11 @@ impl Builder {
         R: Read + Send + 'static,
     {
         self.check()?;
+        if self.settings.cache_dir.is_some() && self.settings.cache_key.is_none() {
+            return Err(invalid_input(
+                "cache_dir needs a cache_key for spawn_ranged: the entry's name".to_owned(),
+            ));
+        }
         if self.settings.fetch.fetch_span == 0 {
             return Err(invalid_input("fetch_span must be at least 1".to_owned()));
         }
@@ -610,6 +697,13 @@ impl Builder {
         open: impl FnOnce(&Arc<Shared>) -> S + Send + 'static,
     ) -> io::Result<StreamCache> {
         self.check()?;
+        if self.settings.cache_dir.is_some() {
+            return Err(invalid_input(
+                "cache_dir is for sources that can be opened at any range (spawn_ranged, a \
+                 URL, an object): another process cannot read this one again"
+                    .to_owned(),
+            ));
+        }
         let shared = Arc::new(Shared::new(self.settings));
         spawn_filler(shared, move |shared| filler::run(shared, open))
     }

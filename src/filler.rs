@@ -35,7 +35,12 @@ pub(crate) fn run<S: Source>(shared: Arc<Shared>, open: impl FnOnce(&Arc<Shared>
 
 /// The filler thread of a ranged source: its sequential fill (`ranged.rs`).
 pub(crate) fn run_ranged(shared: Arc<Shared>) {
-    finish(&shared, || crate::ranged::fill(&shared));
+    if shared.entry.is_some() {
+        // A shared entry: its writer fills it, its readers mirror it (`src/dir/`).
+        finish(&shared, || crate::dir::run(&shared));
+    } else {
+        finish(&shared, || crate::ranged::fill(&shared));
+    }
 }
 
 /// Runs `fill` and records how it ended: complete, failed, or panicked (a failure too).

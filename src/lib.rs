@@ -515,6 +515,11 @@ mod async_io;
 mod builder;
 mod cache;
 mod cancel;
+#[cfg(unix)]
+mod dir;
+#[cfg(not(unix))]
+#[path = "dir/fallback.rs"]
+mod dir;
 mod filler;
 mod pace;
 mod range;

@@ -100,6 +100,10 @@ impl Ranged {
 /// allowed): with `defer_fill`, the fill starts now. Without it, it has been running since
 /// spawn, and this is one atomic load.
 fn want_fill(shared: &Shared, ranged: &Ranged) {
+    if let Some(entry) = shared.entry.as_ref().filter(|entry| entry.is_reader()) {
+        entry.post(shared.mark.available()); // The writer's fill, in another process.
+        return;
+    }
     if !ranged.fill_started() && !ranged.fill_wanted.swap(true, Ordering::AcqRel) {
         shared.cancel.wake(); // The filler waits for it there (`fill`).
     }
@@ -120,6 +124,13 @@ pub(crate) fn wait_on_prefix(shared: &Shared, offset: u64) {
 /// `max_fetches` is free).
 pub(crate) fn request(shared: &Arc<Shared>, offset: u64) {
     let Some(ranged) = &shared.ranged else { return };
+    if let Some(entry) = shared.entry.as_ref().filter(|entry| entry.is_reader()) {
+        // The one writer of the entry, in another process, fetches it.
+        if shared.mark.run_end(offset).is_none() {
+            entry.post(offset);
+        }
+        return;
+    }
     let fetch = shared.settings.fetch;
     if fetch.max_fetches == 0 || offset < shared.mark.available().saturating_add(fetch.fetch_ahead)
     {
@@ -276,7 +287,7 @@ fn write_claim(
         // reads there until it is published (invariant 2, generalized).
         let region = unsafe { ranged.fixed.region(pos, end) };
         let n = feed.read(region)?;
-        shared.mark.publish_range(id, pos, pos + n as u64);
+        shared.publish_range(id, pos, pos + n as u64);
         pos += n as u64;
     }
     Ok(())
@@ -366,7 +377,7 @@ fn fill_in_order(shared: &Shared) -> io::Result<()> {
                     // generalized): no other writer, no reader until published.
                     let region = unsafe { ranged.fixed.region(pos, end) };
                     let n = feed.read(region)? as u64;
-                    shared.mark.publish_range(FILL, pos, pos + n);
+                    shared.publish_range(FILL, pos, pos + n);
                     pos += n;
                 }
                 At::Present { end } | At::Claimed { end }

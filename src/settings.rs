@@ -25,6 +25,14 @@ pub(crate) struct Settings {
     pub(crate) fetch: FetchSettings,
     /// The filler thread's name; `None`: `streamcache-filler`.
     pub(crate) thread_name: Option<String>,
+    /// One cache for every process (`Builder::cache_dir`): the directory of shared entries.
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// The entry's key (`Builder::cache_key`; a URL or an object sets its own).
+    pub(crate) cache_key: Option<String>,
+    /// The entry's validator (a URL's ETag, an object's e_tag): a new one is a new entry.
+    pub(crate) validator: Option<String>,
+    /// Unused entries beyond this many bytes are evicted (`Builder::cache_limit`).
+    pub(crate) cache_limit: Option<u64>,
 }
 
 impl Default for Settings {
@@ -47,6 +55,10 @@ impl Default for Settings {
                 defer_fill: false,
             },
             thread_name: None,
+            cache_dir: None,
+            cache_key: None,
+            validator: None,
+            cache_limit: None,
         }
     }
 }

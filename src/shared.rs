@@ -22,6 +22,9 @@ pub(crate) struct Shared {
     pub(crate) ranged: Option<Ranged>,
     /// How often the filler publishes: how long a reader that caught up spins.
     pub(crate) pace: Pace,
+    /// A ranged stream in a shared entry of `cache_dir` (`src/dir/`). Declared after
+    /// `storage`: its pointers are into the storage's mapping, which outlives it.
+    pub(crate) entry: Option<crate::dir::Entry>,
 }
 
 impl Shared {
@@ -33,6 +36,7 @@ impl Shared {
             cancel: Cancel::default(),
             ranged: None,
             pace: Pace::default(),
+            entry: None,
         }
     }
 
@@ -44,7 +48,31 @@ impl Shared {
     pub(crate) fn ranged(settings: Settings, len: u64, open: Arc<OpenRange>) -> io::Result<Self> {
         let mut shared = Self::new(settings);
         shared.mark = Watermark::ranged(len);
-        let fixed = Fixed::new(&shared.storage, &shared.settings, len)?;
+        let fixed = match (&shared.settings.cache_dir, &shared.settings.cache_key) {
+            (Some(dir), Some(key)) if crate::dir::SUPPORTED => {
+                let wanted = crate::dir::Wanted {
+                    dir,
+                    key: key.as_bytes(),
+                    validator: shared
+                        .settings
+                        .validator
+                        .as_deref()
+                        .unwrap_or("")
+                        .as_bytes(),
+                    len,
+                };
+                let (entry, map, data_at, role) = crate::dir::open_entry(&wanted)?;
+                let fixed = Fixed::in_entry(&shared.storage, map, data_at, len);
+                if role == crate::dir::Role::Writer {
+                    entry.begin_writing(&shared.mark);
+                } else {
+                    entry.mirror_now(&shared.mark);
+                }
+                shared.entry = Some(entry);
+                fixed
+            }
+            _ => Fixed::new(&shared.storage, &shared.settings, len)?,
+        };
         let defer_fill = shared.settings.fetch.defer_fill;
         shared.ranged = Some(Ranged::new(fixed, open, defer_fill));
         Ok(shared)
@@ -84,6 +112,16 @@ impl Shared {
             .unwrap_or(missing + 1)
             .min(end);
         Some((missing, until))
+    }
+
+    /// A writer of a ranged stream published `[start, end)` (as [`Watermark::publish_range`]);
+    /// in a shared entry, the blocks it completes go into the span map for the other
+    /// processes.
+    pub(crate) fn publish_range(&self, me: crate::ranges::WriterId, start: u64, end: u64) {
+        self.mark.publish_range(me, start, end);
+        if let Some(entry) = &self.entry {
+            entry.published(&self.mark, start, end);
+        }
     }
 
     /// Waits until all of `[start, end)` is present (or the stream ends, fails, or `deadline`

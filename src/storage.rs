@@ -111,7 +111,16 @@ impl Storage {
 
     /// Makes `map` the newest region and keeps it mapped until the storage drops.
     fn install(&self, map: MmapRaw) -> *mut u8 {
-        let base = map.as_mut_ptr();
+        self.install_at(map, 0)
+    }
+
+    /// As [`install`](Self::install), for a stream that starts `offset` bytes into `map` (a
+    /// shared entry's, after its header and span map).
+    fn install_at(&self, map: MmapRaw, offset: usize) -> *mut u8 {
+        debug_assert!(offset <= map.len());
+        // SAFETY: `offset` is within the mapping (the entry's layout puts the stream after
+        // its header and span map, inside the file that `map` covers).
+        let base = unsafe { map.as_mut_ptr().add(offset) };
         self.regions.lock().push(Region { _map: map });
         self.base.store(base, Ordering::Release);
         base
@@ -344,6 +353,16 @@ impl Fixed {
         })
     }
 
+    /// A ranged stream of `len` bytes that lives in a shared entry's mapping, from `offset`
+    /// (`src/dir/`): the entry's file is reserved on disk for all of it (invariant 5).
+    pub(crate) fn in_entry(storage: &Storage, map: MmapRaw, offset: u64, len: u64) -> Fixed {
+        let offset = usize::try_from(offset).expect("the entry is mapped: its offsets fit");
+        Fixed {
+            base: storage.install_at(map, offset),
+            len,
+        }
+    }
+
     /// The stream's length.
     pub(crate) fn len(&self) -> u64 {
         self.len
@@ -365,6 +384,11 @@ impl Fixed {
             std::slice::from_raw_parts_mut(self.base.add(start as usize), (end - start) as usize)
         }
     }
+}
+
+/// Reserves `[from, to)` of `file` on disk (invariant 5): for a shared entry's file.
+pub(crate) fn allocate(file: &File, from: u64, to: u64) -> io::Result<()> {
+    os::allocate(file, from, to)
 }
 
 /// The unnamed spill file (invariant 4); an error names the directory as it was given.

@@ -123,17 +123,21 @@ def test_keyboard_interrupt_interrupts_a_wait_in_the_main_thread():
             threading.Event().wait()
 
         cache = streamcache.StreamCache(never())
-        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
-        start = time.monotonic()
+        delay = 0.3
         for call in (lambda: cache.wait_for(10), lambda: cache.read(0, 10),
                      lambda: cache.reader().read(), lambda: cache[0:10]):
+            # One signal per call, sent and handled before the next call (and before the
+            # exit: a signal still on its way when the interpreter shuts down hung it).
+            timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+            timer.start()
+            start = time.monotonic()
             try:
                 call()
                 print("not interrupted")
             except KeyboardInterrupt:
                 print("interrupted after", round(time.monotonic() - start, 2))
-            threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
-            start = time.monotonic()
+            timer.join()
+            delay = 0.1
         """
     )
     proc, _ = run_python(code)

@@ -1,0 +1,60 @@
+//! Where there is no `flock` (Windows): the documented fallback of `Builder::cache_dir` is a
+//! private cache, as without it. Nothing here is ever made: [`open_entry`] is never called
+//! (`Shared::ranged` asks [`SUPPORTED`] first), and an [`Entry`] cannot exist.
+
+use crate::shared::Shared;
+use crate::watermark::Watermark;
+use memmap2::MmapRaw;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Whether shared entries work on this platform.
+pub(crate) const SUPPORTED: bool = false;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Writer,
+    Reader,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Wanted<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) key: &'a [u8],
+    pub(crate) validator: &'a [u8],
+    pub(crate) len: u64,
+}
+
+/// Uninhabited: no entry on this platform.
+#[derive(Debug)]
+pub(crate) enum Entry {}
+
+impl Entry {
+    pub(crate) fn is_reader(&self) -> bool {
+        match *self {}
+    }
+    pub(crate) fn post(&self, _offset: u64) {
+        match *self {}
+    }
+    pub(crate) fn published(&self, _mark: &Watermark, _start: u64, _end: u64) {
+        match *self {}
+    }
+    pub(crate) fn begin_writing(&self, _mark: &Watermark) {
+        match *self {}
+    }
+    pub(crate) fn mirror_now(&self, _mark: &Watermark) {
+        match *self {}
+    }
+}
+
+pub(crate) fn open_entry(_wanted: &Wanted<'_>) -> io::Result<(Entry, MmapRaw, u64, Role)> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "shared cache entries need flock (unix)",
+    ))
+}
+
+pub(crate) fn run(shared: &Arc<Shared>) -> io::Result<()> {
+    match *shared.entry.as_ref().expect("never: no entry here") {}
+}

@@ -1,0 +1,379 @@
+//! One cache for every process (`Builder::cache_dir`): a ranged stream that lives in a named
+//! entry of a directory, shared by every process (and every cache) that opens the same key.
+//!
+//! - `layout.rs`: the entry's file: header, span map, data.
+//! - `lock.rs`: the kernel-released locks (one writer; entries in use).
+//! - `open.rs`: who writes, and the entry found, waited for, created or rebuilt.
+//! - this file: [`Entry`], what a cache keeps of its entry, and [`run`], its filler thread:
+//!   the writer fills the entry as any ranged stream is filled and marks each block in the
+//!   span map as it completes; a reader mirrors the span map into its own watermark, woken
+//!   by the writer's publishes through the futex in the header (`src/os/wake.rs`), posts its
+//!   far reads for the writer to fetch, and takes over when the writer's lock comes free.
+//!
+//! The watermark stays the one place that decides who waits and who is woken: in a reader,
+//! the mirror is the only writer of the watermark, and publishes what the entry has.
+
+mod layout;
+mod lock;
+mod open;
+#[path = "../os/wake.rs"]
+mod wake;
+
+use crate::ranges::WriterId;
+use crate::shared::Shared;
+use crate::sync::Mutex;
+use crate::watermark::Watermark;
+use layout::{Layout, Live, BLOCK, REQUEST_SLOTS};
+use memmap2::MmapRaw;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) use open::{Role, Wanted};
+
+/// How often a reader looks at the writer lock (the writer may have died: the kernel frees
+/// its lock, but nothing wakes the readers), and how often a waiting thread looks at
+/// cancellation. Publishes wake at once; this is only for the silence of a dead writer.
+const LIVENESS: Duration = Duration::from_millis(100);
+
+/// The mirror's writer id in a reader's watermark, apart from the fill's, fetches' and lanes'.
+const MIRROR: WriterId = (1 << 62) + 1;
+
+/// A typed view of an entry's mapping.
+#[derive(Debug)]
+pub(crate) struct View {
+    base: *mut u8,
+    layout: Layout,
+}
+
+impl View {
+    /// The view of `map`, which the caller keeps mapped as long as the view is used.
+    pub(crate) fn new(map: &MmapRaw, layout: &Layout) -> View {
+        View {
+            base: map.as_mut_ptr(),
+            layout: *layout,
+        }
+    }
+
+    fn live(&self) -> &Live {
+        // SAFETY: the mapping is page-aligned, at least a header page long, and stays mapped
+        // while the view is used (the `Storage` of the cache holds it, invariant 1); `Live` is
+        // atomics only, at a fixed, aligned offset every process agrees on (`layout.rs`).
+        unsafe { &*(self.base.add(128) as *const Live) }
+    }
+
+    fn span_map(&self) -> &[AtomicU64] {
+        // SAFETY: as for `live`: the span map's words lie at 4096, aligned, inside the mapping,
+        // and are only ever accessed atomically, by every process.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.base.add(4096) as *const AtomicU64,
+                self.layout.map_words,
+            )
+        }
+    }
+
+    /// Whether a writer may trust the span map as it is (see `layout.rs`).
+    pub(crate) fn trusted(&self) -> bool {
+        let live = self.live();
+        if live.sealed.load(Ordering::Acquire) == 1 {
+            live.map_sum.load(Ordering::Acquire) == layout::map_sum(self.span_map())
+        } else {
+            live.writer_boot.load(Ordering::Acquire) == layout::boot_id()
+        }
+    }
+}
+
+/// A cache's entry: the view, the writer lock (kept until the filler ends), the entry file
+/// (held shared until the cache drops: in use), and the requests not posted yet.
+pub(crate) struct Entry {
+    view: View,
+    writer: AtomicBool,
+    lock: Mutex<Option<File>>,
+    _entry: File,
+    lock_path: std::path::PathBuf,
+    /// Far reads waiting for a free request slot.
+    pending: Mutex<VecDeque<u64>>,
+    /// The span map's words as this process's watermark has them (a reader's mirror).
+    mirrored: Mutex<Vec<u64>>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("writer", &self.writer)
+            .finish_non_exhaustive()
+    }
+}
+
+// SAFETY: the view's pointer is into a mapping the cache's `Storage` keeps until the `Shared`
+// holding this entry drops, and every access through it is atomic (the header's live words,
+// the span map); the data is written only inside claims (invariant 2, generalized).
+unsafe impl Send for Entry {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Entry {}
+
+/// An entry opened for `wanted`: the entry, its mapping (for the cache's storage), and where
+/// the stream starts in it.
+pub(crate) fn open_entry(wanted: &Wanted<'_>) -> io::Result<(Entry, MmapRaw, u64, Role)> {
+    let opened = open::open(wanted)?;
+    let view = View::new(&opened.map, &opened.layout);
+    let words = opened.layout.map_words;
+    let entry = Entry {
+        view,
+        // A writer becomes one in `begin_writing`, once its watermark has the entry's blocks.
+        writer: AtomicBool::new(false),
+        lock: Mutex::new(Some(opened.lock)),
+        _entry: opened.entry,
+        lock_path: opened.path.with_extension("lock"),
+        pending: Mutex::new(VecDeque::new()),
+        mirrored: Mutex::new(vec![0; words]),
+    };
+    Ok((entry, opened.map, opened.layout.data_at, opened.role))
+}
+
+impl Entry {
+    pub(crate) fn is_reader(&self) -> bool {
+        !self.writer.load(Ordering::Acquire)
+    }
+
+    /// A reader: asks the writer for the byte at `offset` (its far reads, and the prefix a
+    /// deferred fill waits for). Posted in a free slot, or kept until one is free.
+    pub(crate) fn post(&self, offset: u64) {
+        let mut pending = self.pending.lock();
+        if !pending.contains(&offset) {
+            pending.push_back(offset);
+        }
+        self.post_pending(&mut pending);
+    }
+
+    fn post_pending(&self, pending: &mut VecDeque<u64>) {
+        let live = self.view.live();
+        let mut posted = false;
+        while let Some(&offset) = pending.front() {
+            let free = live.requests.iter().find(|slot| {
+                slot.compare_exchange(0, offset + 1, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            });
+            if free.is_none() {
+                break;
+            }
+            pending.pop_front();
+            posted = true;
+        }
+        if posted {
+            live.request.fetch_add(1, Ordering::Release);
+            wake::wake_all(&live.request);
+        }
+    }
+
+    /// The writer: every request posted, emptied from its slot.
+    fn take_requests(&self) -> Vec<u64> {
+        let live = self.view.live();
+        live.requests
+            .iter()
+            .filter_map(|slot| match slot.swap(0, Ordering::AcqRel) {
+                0 => None,
+                plus_one => Some(plus_one - 1),
+            })
+            .collect()
+    }
+
+    /// The writer published `[start, end)` in its watermark: every block it completes goes
+    /// into the span map (after its bytes: Release), and every process waiting is woken.
+    pub(crate) fn published(&self, mark: &Watermark, start: u64, end: u64) {
+        if self.is_reader() || start >= end {
+            return;
+        }
+        let layout = &self.view.layout;
+        let map = self.view.span_map();
+        let mut changed = false;
+        for k in start / BLOCK..end.div_ceil(BLOCK) {
+            let (word, bit) = ((k / 64) as usize, 1u64 << (k % 64));
+            if map[word].load(Ordering::Relaxed) & bit != 0 {
+                continue;
+            }
+            let block = layout.block(k);
+            if mark.first_missing(block.start, block.end).is_none() {
+                map[word].fetch_or(bit, Ordering::Release);
+                changed = true;
+            }
+        }
+        if changed {
+            let live = self.view.live();
+            if mark.available() == layout.len {
+                live.complete.store(1, Ordering::Release);
+            }
+            live.publish.fetch_add(1, Ordering::Release);
+            wake::wake_all(&live.publish);
+        }
+    }
+
+    /// Publishes in `mark` every block the span map has that this process's watermark does
+    /// not yet: a reader's view of the writer's progress, and a new writer's of its
+    /// predecessors'. Only the mirror writes a reader's watermark.
+    fn mirror(&self, mark: &Watermark) {
+        let layout = &self.view.layout;
+        let map = self.view.span_map();
+        let mut mirrored = self.mirrored.lock();
+        let mut run: Option<(u64, u64)> = None;
+        let publish = |(start, end): (u64, u64)| {
+            // Claimed for the mirror (any part present already, by a writer of this process,
+            // stays as it is), then published.
+            let mut at = start;
+            while at < end {
+                match mark.claim_at(MIRROR, at, end) {
+                    crate::ranges::At::Free { end: claimed } => {
+                        mark.publish_range(MIRROR, at, claimed);
+                        at = claimed;
+                    }
+                    crate::ranges::At::Present { end: next }
+                    | crate::ranges::At::Claimed { end: next } => at = next.min(end).max(at + 1),
+                }
+            }
+        };
+        for (w, word) in map.iter().enumerate() {
+            let now = word.load(Ordering::Acquire);
+            let new = now & !mirrored[w];
+            if new == 0 {
+                if let Some(r) = run.take() {
+                    publish(r);
+                }
+                continue;
+            }
+            for b in 0..64 {
+                let k = w as u64 * 64 + b;
+                if new & (1 << b) == 0 || k >= layout.blocks {
+                    if let Some(r) = run.take() {
+                        publish(r);
+                    }
+                    continue;
+                }
+                let block = layout.block(k);
+                run = match run {
+                    Some((s, e)) if e == block.start => Some((s, block.end)),
+                    Some(r) => {
+                        publish(r);
+                        Some((block.start, block.end))
+                    }
+                    None => Some((block.start, block.end)),
+                };
+            }
+            mirrored[w] = now;
+        }
+        if let Some(r) = run {
+            publish(r);
+        }
+    }
+
+    /// A reader at open: what the entry has is readable before the first read.
+    pub(crate) fn mirror_now(&self, mark: &Watermark) {
+        self.mirror(mark);
+    }
+
+    /// A reader whose writer is gone (its lock free): may become the writer.
+    fn take_over(&self) -> io::Result<bool> {
+        let lock = self.lock.lock();
+        let Some(file) = lock.as_ref() else {
+            return Ok(false);
+        };
+        if !lock::flock(file, libc::LOCK_EX, false)? {
+            return Ok(false);
+        }
+        if !lock::still_at(file, &self.lock_path)? {
+            return Ok(false); // Evicted: nobody will read this entry any more.
+        }
+        Ok(true)
+    }
+
+    /// A new writer (at open, or taking over): what earlier writers left is published in
+    /// `mark` before this process writes anything, so that no byte is written twice.
+    pub(crate) fn begin_writing(&self, mark: &Watermark) {
+        self.start_writing();
+        self.mirror(mark);
+        self.writer.store(true, Ordering::Release);
+    }
+
+    /// A writer starts writing: the seal goes (the map will change), the boot is noted.
+    fn start_writing(&self) {
+        let live = self.view.live();
+        live.sealed.store(0, Ordering::Release);
+        live.writer_boot.store(layout::boot_id(), Ordering::Release);
+    }
+
+    /// A writer stops (complete, dropped or failed): the span map is sealed with its
+    /// checksum, the writer lock is let go, and every process waiting is woken, so that a
+    /// reader takes over at once if bytes are missing.
+    fn stop_writing(&self) {
+        let live = self.view.live();
+        live.map_sum
+            .store(layout::map_sum(self.view.span_map()), Ordering::Release);
+        live.sealed.store(1, Ordering::Release);
+        self.lock.lock().take();
+        live.publish.fetch_add(1, Ordering::Release);
+        wake::wake_all(&live.publish);
+    }
+}
+
+/// The filler thread of a cache with an entry: a reader mirrors until the stream is complete
+/// (or the cache is dropped), or until it takes over; a writer fills what is missing and
+/// serves the requests of the other processes meanwhile.
+pub(crate) fn run(shared: &Arc<Shared>) -> io::Result<()> {
+    let entry = shared.entry.as_ref().expect("a cache with an entry");
+    let live = entry.view.live();
+    while entry.is_reader() {
+        let seen = live.publish.load(Ordering::Acquire);
+        entry.mirror(&shared.mark);
+        if !shared.mark.is_filling() {
+            return Ok(()); // Complete (the mirror's last publish completed it).
+        }
+        shared.cancel.check()?;
+        entry.post_pending(&mut entry.pending.lock());
+        if entry.take_over()? {
+            break;
+        }
+        wake::wait(&live.publish, seen, LIVENESS);
+    }
+    if entry.is_reader() {
+        entry.begin_writing(&shared.mark); // Taken over.
+    }
+    // Requests posted for the writer before this one took over are this one's now.
+    let result = if shared.mark.is_filling() {
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| serve_requests(shared, entry, &done));
+            // A panic in the source is an error here, so that the requests' thread is told
+            // to stop and the scope ends.
+            let result = crate::filler::unwound(|| crate::ranged::fill(shared));
+            done.store(true, Ordering::Release);
+            live.request.fetch_add(1, Ordering::Release);
+            wake::wake_all(&live.request);
+            result
+        })
+    } else {
+        Ok(())
+    };
+    entry.stop_writing();
+    result
+}
+
+/// The writer's thread for the other processes' requests: each is asked of the ranged
+/// stream as a read of this process would ask (`ranged::request`).
+fn serve_requests(shared: &Arc<Shared>, entry: &Entry, done: &AtomicBool) {
+    let live = entry.view.live();
+    let _ = REQUEST_SLOTS;
+    while !done.load(Ordering::Acquire) && shared.mark.is_filling() && shared.cancel.check().is_ok()
+    {
+        let seen = live.request.load(Ordering::Acquire);
+        for offset in entry.take_requests() {
+            crate::ranged::request(shared, offset);
+        }
+        wake::wait(&live.request, seen, LIVENESS);
+    }
+}
+
+/// Whether shared entries work on this platform (unix: `flock`; `fallback.rs` elsewhere).
+pub(crate) const SUPPORTED: bool = true;

@@ -1,0 +1,385 @@
+//! `Builder::cache_dir`: one entry shared by every process. Processes, not threads: the tests
+//! start this test binary again as children (the `child` test, which does nothing unless
+//! `SC_CHILD` is set), each a cache of one key over a pattern source that counts the bytes it
+//! delivers (a server that counts what it sends), and read what the children report.
+#![cfg(unix)]
+
+mod common;
+
+use common::{fill_pattern, threads_named};
+use std::io::{self, BufRead, BufReader, Read};
+use std::ops::Range;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use streamcache::{Builder, StreamCache};
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const SPAN: u64 = 256 * KIB;
+
+/// The pattern's bytes `range`, `pace` per 64 KiB, counted into `delivered`.
+struct PatternPart {
+    at: u64,
+    end: u64,
+    pace: Duration,
+    delivered: Arc<AtomicU64>,
+}
+
+impl Read for PatternPart {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min((self.end - self.at) as usize).min(64 << 10);
+        if n > 0 && !self.pace.is_zero() {
+            std::thread::sleep(self.pace);
+        }
+        fill_pattern(self.at, &mut buf[..n]);
+        self.at += n as u64;
+        self.delivered.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+}
+
+/// A cache of `key` in `dir` over the pattern, `len` bytes, each 64 KiB taking `pace`.
+fn cache(dir: &Path, key: &str, len: u64, pace: Duration) -> (StreamCache, Arc<AtomicU64>) {
+    let delivered = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&delivered);
+    let cache = builder(dir, key)
+        .spawn_ranged(len, move |range: Range<u64>| {
+            Ok(PatternPart {
+                at: range.start,
+                end: range.end,
+                pace,
+                delivered: Arc::clone(&counted),
+            })
+        })
+        .unwrap();
+    (cache, delivered)
+}
+
+fn builder(dir: &Path, key: &str) -> Builder {
+    StreamCache::builder()
+        .cache_dir(dir)
+        .cache_key(key)
+        .fetch_ahead(SPAN)
+        .fetch_span(SPAN)
+        // Not a divisor of the span map's 64 KiB blocks: a block is completed by several
+        // writes, and a kill lands between them.
+        .chunk_size(20_000)
+        .thread_name("sc-dir")
+}
+
+/// Whether `bytes` are the pattern's from `offset`.
+fn is_pattern(offset: u64, bytes: &[u8]) -> bool {
+    let mut expected = vec![0; bytes.len()];
+    fill_pattern(offset, &mut expected);
+    expected == bytes
+}
+
+/// What a child does (`SC_CHILD`): `all` reads every byte; `tail` reads the last MiB only;
+/// `progress` reads in order and prints how far it got as it goes (for a kill to land
+/// mid-write); `wait` waits for the last byte for at most `SC_WAIT_MS`. Then one line:
+/// `RESULT delivered=D available=A ok=1` (`available` when the read returned).
+#[test]
+fn child() {
+    let Ok(what) = std::env::var("SC_CHILD") else {
+        return; // Not a child: nothing to do.
+    };
+    let var = |name: &str| std::env::var(name).unwrap();
+    let len: u64 = var("SC_LEN").parse().unwrap();
+    let pace = Duration::from_micros(var("SC_PACE_US").parse().unwrap());
+    let (cache, delivered) = cache(Path::new(&var("SC_DIR")), &var("SC_KEY"), len, pace);
+    let (ok, available) = match what.as_str() {
+        "all" => {
+            cache.wait_complete().unwrap();
+            (is_pattern(0, cache.slice(..).unwrap()), cache.available())
+        }
+        "tail" => {
+            let tail = cache.slice(len - MIB..).unwrap();
+            let available = cache.available();
+            (is_pattern(len - MIB, tail), available)
+        }
+        "progress" => {
+            let mut at = 0;
+            while at < len {
+                let end = (at + 64 * KIB).min(len);
+                let ok = is_pattern(at, cache.slice(at..end).unwrap());
+                assert!(ok, "wrong bytes at {at}");
+                at = end;
+                println!("PROGRESS {}", cache.available());
+            }
+            (true, cache.available())
+        }
+        "wait" => {
+            let limit = Duration::from_millis(var("SC_WAIT_MS").parse().unwrap());
+            let got = cache.wait_for_timeout(len, limit).unwrap();
+            (got.is_none(), cache.available())
+        }
+        other => panic!("no such child: {other}"),
+    };
+    println!(
+        "RESULT delivered={} available={available} ok={}",
+        delivered.load(Ordering::SeqCst),
+        u8::from(ok)
+    );
+}
+
+/// A child of this binary doing `what` on the entry `key` of `dir`.
+fn spawn_child(dir: &Path, key: &str, len: u64, pace: Duration, what: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("SC_CHILD", what)
+        .env("SC_DIR", dir)
+        .env("SC_KEY", key)
+        .env("SC_LEN", len.to_string())
+        .env("SC_PACE_US", pace.as_micros().to_string())
+        .env("SC_WAIT_MS", "300")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A child's report.
+#[derive(Debug)]
+struct Report {
+    delivered: u64,
+    available: u64,
+    ok: bool,
+}
+
+fn report_of(child: Child) -> Report {
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The test harness may print its own words before ours on the line.
+    let line = stdout
+        .lines()
+        .find_map(|line| line.find("RESULT ").map(|at| &line[at..]))
+        .unwrap_or_else(|| {
+            panic!(
+                "a child reported nothing ({}):\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let field = |name: &str| -> u64 {
+        let key = format!("{name}=");
+        let at = line.find(&key).unwrap() + key.len();
+        line[at..].split(' ').next().unwrap().parse().unwrap()
+    };
+    Report {
+        delivered: field("delivered"),
+        available: field("available"),
+        ok: field("ok") == 1,
+    }
+}
+
+#[test]
+fn eight_processes_on_one_key_make_one_writer_and_one_transfer() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 8 * MIB + 12_345;
+    let pace = Duration::from_micros(500);
+    let children: Vec<Child> = (0..8)
+        .map(|_| spawn_child(dir.path(), "eight", len, pace, "all"))
+        .collect();
+    let reports: Vec<Report> = children.into_iter().map(report_of).collect();
+    assert!(reports.iter().all(|r| r.ok), "{reports:?}");
+    let sent: u64 = reports.iter().map(|r| r.delivered).sum();
+    assert!(
+        sent <= len + 8 * SPAN,
+        "the source sent {sent} bytes for {len}: {reports:?}"
+    );
+    let writers = reports.iter().filter(|r| r.delivered > 0).count();
+    assert_eq!(writers, 1, "one writer: {reports:?}");
+}
+
+#[test]
+fn a_process_that_needs_the_last_mib_gets_it_by_a_fetch_before_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 32 * MIB;
+    // The fill takes 512 × 2 ms ≈ 1 s at least.
+    let pace = Duration::from_millis(2);
+    let writer = spawn_child(dir.path(), "tail", len, pace, "all");
+    wait_for_entry(dir.path());
+    let tail = report_of(spawn_child(dir.path(), "tail", len, pace, "tail"));
+    assert!(tail.ok, "{tail:?}");
+    assert_eq!(
+        tail.delivered, 0,
+        "the reader fetched nothing itself: {tail:?}"
+    );
+    assert!(
+        tail.available < len - MIB,
+        "the last MiB came before the rest: {tail:?}"
+    );
+    let writer = report_of(writer);
+    assert!(writer.ok, "{writer:?}");
+    assert!(writer.delivered <= len + 2 * SPAN, "{writer:?}");
+}
+
+/// Waits until `dir` holds an entry file (its writer made it).
+fn wait_for_entry(dir: &Path) {
+    let deadline = Instant::now() + common::HANG_GUARD;
+    while !std::fs::read_dir(dir)
+        .unwrap()
+        .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "entry"))
+    {
+        assert!(Instant::now() < deadline, "no entry made");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_writer_killed_mid_write_is_taken_over_and_only_the_missing_bytes_are_fetched() {
+    let mut taken_over = 0;
+    for run in 0..6u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let len = 4 * MIB + 777;
+        let key = format!("killed-{run}");
+        let mut writer = spawn_child(dir.path(), &key, len, Duration::from_millis(1), "progress");
+        // Kill it after a different amount of progress each run (some mid-chunk).
+        let stdout = writer.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let stop_after = (run + 1) * 1_800_000 / 6 + run * 4321;
+        let mut seen = 0;
+        for line in &mut lines {
+            let line = line.unwrap();
+            if let Some(at) = line.find("PROGRESS ") {
+                seen = line[at + 9..].trim().parse().unwrap();
+                if seen >= stop_after {
+                    break;
+                }
+            }
+        }
+        // Even runs: a reader already attached takes over (woken by the dead writer's
+        // silence); odd runs: a process that opens the entry afterwards.
+        let attached =
+            (run % 2 == 0).then(|| spawn_child(dir.path(), &key, len, Duration::ZERO, "all"));
+        if attached.is_some() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        writer.kill().unwrap(); // SIGKILL
+        writer.wait().unwrap();
+        let next = report_of(
+            attached.unwrap_or_else(|| spawn_child(dir.path(), &key, len, Duration::ZERO, "all")),
+        );
+        assert!(
+            next.ok,
+            "run {run}: every byte right after the takeover: {next:?}"
+        );
+        // What the killed writer had published stays; a block it was writing is fetched.
+        let missing = len - seen;
+        assert!(
+            next.delivered <= missing + 2 * SPAN,
+            "run {run}: {} bytes fetched, {missing} were missing",
+            next.delivered
+        );
+        eprintln!(
+            "run {run}: killed at {seen}, the next fetched {}",
+            next.delivered
+        );
+        taken_over += usize::from(next.delivered > 0 && next.delivered < len);
+    }
+    assert!(taken_over >= 3, "only {taken_over} kills landed mid-fill");
+}
+
+#[test]
+fn a_stopped_writer_keeps_its_lock_and_readers_time_out_without_a_takeover() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 16 * MIB;
+    let writer = spawn_child(dir.path(), "stopped", len, Duration::from_millis(2), "all");
+    wait_for_entry(dir.path());
+    let pid = writer.id() as i32;
+    // SAFETY: a plain system call on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let waiter = report_of(spawn_child(
+        dir.path(),
+        "stopped",
+        len,
+        Duration::ZERO,
+        "wait",
+    ));
+    assert!(waiter.ok, "the wait timed out: {waiter:?}");
+    assert_eq!(waiter.delivered, 0, "nobody took over: {waiter:?}");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let writer = report_of(writer);
+    assert!(
+        writer.ok && writer.delivered <= len + 2 * SPAN,
+        "{writer:?}"
+    );
+}
+
+/// In this process: a complete entry is reused without a transfer; a torn header or span
+/// map is detected and the entry rebuilt (every byte fetched again), never served.
+#[test]
+fn a_torn_header_or_span_map_is_rebuilt_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 3 * MIB + 5;
+    let done = |cache: StreamCache| {
+        assert!(is_pattern(0, cache.slice(..).unwrap()));
+        drop(cache);
+        common::eventually("the writer ended", || threads_named("sc-dir") == 0);
+    };
+    let (first, sent) = cache(dir.path(), "torn", len, Duration::ZERO);
+    first.wait_complete().unwrap();
+    assert_eq!(sent.load(Ordering::SeqCst), len);
+    done(first);
+
+    let (again, sent) = cache(dir.path(), "torn", len, Duration::ZERO);
+    assert_eq!(again.wait_complete().unwrap(), len);
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        0,
+        "a complete entry: nothing sent"
+    );
+    done(again);
+
+    let entry = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "entry"))
+        .unwrap();
+    // Byte 20 is the header's length field; byte 4096 the span map's first word.
+    for (what, at) in [("header", 20u64), ("span map", 4096)] {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&entry);
+        let file = file.unwrap();
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, at).unwrap();
+        file.write_all_at(&[byte[0] ^ 0x01], at).unwrap();
+        drop(file);
+        let (rebuilt, sent) = cache(dir.path(), "torn", len, Duration::ZERO);
+        assert_eq!(rebuilt.wait_complete().unwrap(), len, "{what}");
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            len,
+            "{what}: rebuilt, every byte again"
+        );
+        done(rebuilt);
+    }
+}
+
+#[test]
+fn a_plain_source_or_a_missing_key_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = StreamCache::builder()
+        .cache_dir(dir.path())
+        .spawn(io::empty())
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    let err = StreamCache::builder()
+        .cache_dir(dir.path())
+        .spawn_ranged(10, |_| Ok(io::empty()))
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    let err = StreamCache::builder()
+        .cache_dir(dir.path())
+        .cache_key("k".repeat(5000))
+        .spawn_ranged(10, |_| Ok(io::empty()))
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+}
