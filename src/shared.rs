@@ -60,6 +60,7 @@ impl Shared {
                         .unwrap_or("")
                         .as_bytes(),
                     len,
+                    cache_limit: shared.settings.cache_limit,
                 };
                 let (entry, map, data_at, role) = crate::dir::open_entry(&wanted)?;
                 let fixed = Fixed::in_entry(&shared.storage, map, data_at, len);

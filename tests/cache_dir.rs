@@ -67,7 +67,7 @@ fn builder(dir: &Path, key: &str) -> Builder {
         // Not a divisor of the span map's 64 KiB blocks: a block is completed by several
         // writes, and a kill lands between them.
         .chunk_size(20_000)
-        .thread_name("sc-dir")
+        .thread_name(format!("sc-{key}"))
 }
 
 /// Whether `bytes` are the pattern's from `offset`.
@@ -116,6 +116,13 @@ fn child() {
             let got = cache.wait_for_timeout(len, limit).unwrap();
             (got.is_none(), cache.available())
         }
+        "hold" => {
+            cache.wait_complete().unwrap();
+            println!("HELD");
+            // Open until the parent closes our stdin.
+            let _ = io::stdin().read_to_end(&mut Vec::new());
+            (is_pattern(0, cache.slice(..).unwrap()), cache.available())
+        }
         other => panic!("no such child: {other}"),
     };
     println!(
@@ -135,6 +142,7 @@ fn spawn_child(dir: &Path, key: &str, len: u64, pace: Duration, what: &str) -> C
         .env("SC_LEN", len.to_string())
         .env("SC_PACE_US", pace.as_micros().to_string())
         .env("SC_WAIT_MS", "300")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -319,7 +327,7 @@ fn a_torn_header_or_span_map_is_rebuilt_never_served() {
     let done = |cache: StreamCache| {
         assert!(is_pattern(0, cache.slice(..).unwrap()));
         drop(cache);
-        common::eventually("the writer ended", || threads_named("sc-dir") == 0);
+        common::eventually("the writer ended", || threads_named("sc-torn") == 0);
     };
     let (first, sent) = cache(dir.path(), "torn", len, Duration::ZERO);
     first.wait_complete().unwrap();
@@ -382,4 +390,65 @@ fn a_plain_source_or_a_missing_key_is_invalid_input() {
         .spawn_ranged(10, |_| Ok(io::empty()))
         .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+}
+
+/// The lengths of the streams whose entries are in `dir` (small entries: one header page and
+/// one page of span map before the data).
+fn entry_lens(dir: &Path) -> Vec<u64> {
+    let mut lens: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "entry"))
+        .map(|p| p.metadata().unwrap().len() - 8192)
+        .collect();
+    lens.sort();
+    lens
+}
+
+#[test]
+fn cache_limit_evicts_the_least_recently_used_unused_entries_and_never_an_open_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c, d) = (MIB + 1, MIB + 2, MIB + 3, MIB + 4);
+    let complete = |key: &str, len: u64, limit: Option<u64>| {
+        let (cache, _) = match limit {
+            None => cache(dir.path(), key, len, Duration::ZERO),
+            Some(limit) => {
+                let delivered = Arc::new(AtomicU64::new(0));
+                let counted = Arc::clone(&delivered);
+                let cache = builder(dir.path(), key)
+                    .cache_limit(limit)
+                    .spawn_ranged(len, move |range: Range<u64>| {
+                        Ok(PatternPart {
+                            at: range.start,
+                            end: range.end,
+                            pace: Duration::ZERO,
+                            delivered: Arc::clone(&counted),
+                        })
+                    })
+                    .unwrap();
+                (cache, delivered)
+            }
+        };
+        cache.wait_complete().unwrap();
+        drop(cache);
+        let name = format!("sc-{key}");
+        common::eventually("the writer ended", || threads_named(&name) == 0);
+        std::thread::sleep(Duration::from_millis(20)); // Distinct modification times.
+    };
+    complete("a", a, None);
+    // Another process has A open; then B is made: A is the least recently used.
+    let mut holder = spawn_child(dir.path(), "a", a, Duration::ZERO, "hold");
+    let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.unwrap().contains("HELD")));
+    std::thread::sleep(Duration::from_millis(20));
+    complete("b", b, None);
+    // C with room for two entries: B goes (A is the oldest, but open).
+    let limit = 2 * MIB + 3 * MIB / 4 + 3 * 8192;
+    complete("c", c, Some(limit));
+    assert_eq!(entry_lens(dir.path()), vec![a, c]);
+    // A closed: D makes it go, the least recently used.
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    complete("d", d, Some(limit));
+    assert_eq!(entry_lens(dir.path()), vec![c, d]);
 }

@@ -24,6 +24,7 @@ pub(crate) struct Wanted<'a> {
     pub(crate) key: &'a [u8],
     pub(crate) validator: &'a [u8],
     pub(crate) len: u64,
+    pub(crate) cache_limit: Option<u64>,
 }
 
 /// Uninhabited: no entry on this platform.

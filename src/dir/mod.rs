@@ -4,6 +4,7 @@
 //! - `layout.rs`: the entry's file: header, span map, data.
 //! - `lock.rs`: the kernel-released locks (one writer; entries in use).
 //! - `open.rs`: who writes, and the entry found, waited for, created or rebuilt.
+//! - `evict.rs`: `cache_limit`, least recently used unused entries removed.
 //! - this file: [`Entry`], what a cache keeps of its entry, and [`run`], its filler thread:
 //!   the writer fills the entry as any ranged stream is filled and marks each block in the
 //!   span map as it completes; a reader mirrors the span map into its own watermark, woken
@@ -13,6 +14,7 @@
 //! The watermark stays the one place that decides who waits and who is woken: in a reader,
 //! the mirror is the only writer of the watermark, and publishes what the entry has.
 
+mod evict;
 mod layout;
 mod lock;
 mod open;
@@ -120,6 +122,10 @@ unsafe impl Sync for Entry {}
 /// the stream starts in it.
 pub(crate) fn open_entry(wanted: &Wanted<'_>) -> io::Result<(Entry, MmapRaw, u64, Role)> {
     let opened = open::open(wanted)?;
+    evict::touch(&opened.entry);
+    if let Some(limit) = wanted.cache_limit {
+        evict::evict(wanted.dir, limit, &opened.path)?;
+    }
     let view = View::new(&opened.map, &opened.layout);
     let words = opened.layout.map_words;
     let entry = Entry {

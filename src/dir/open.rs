@@ -40,6 +40,8 @@ pub(crate) struct Wanted<'a> {
     pub(crate) key: &'a [u8],
     pub(crate) validator: &'a [u8],
     pub(crate) len: u64,
+    /// Evict unused entries beyond this many bytes after opening (`Builder::cache_limit`).
+    pub(crate) cache_limit: Option<u64>,
 }
 
 /// How long a reader waits between looks for an entry its writer is still making.
@@ -80,7 +82,11 @@ pub(crate) fn open(wanted: &Wanted<'_>) -> io::Result<Opened> {
         if writer && !still_at(&lock, &lock_path)? {
             continue; // Evicted between our open and our lock: take the new one's.
         }
-        match attach(&entry_path, &layout, wanted, writer)? {
+        let attached = attach(&entry_path, &layout, wanted, writer)?;
+        if writer && !still_at(&lock, &lock_path)? {
+            continue; // Evicted while we attached: start again on the new files.
+        }
+        match attached {
             Some((entry, map)) => {
                 let role = if writer { Role::Writer } else { Role::Reader };
                 return Ok(Opened {
@@ -94,6 +100,7 @@ pub(crate) fn open(wanted: &Wanted<'_>) -> io::Result<Opened> {
             }
             None if writer => {
                 let (entry, map) = create(&entry_path, &layout, wanted)?;
+                // Eviction needs this writer lock to remove the lock file: held, it is ours.
                 return Ok(Opened {
                     role: Role::Writer,
                     lock,
