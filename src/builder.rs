@@ -683,6 +683,14 @@ impl Builder {
     }
 
     /// Refuses settings no source can work with.
+    /// These settings without `cache_dir`: a source that cannot be shared (a URL answered with
+    /// `200`, or without a validator) gets a private cache, the documented fallback.
+    #[cfg(any(feature = "http", feature = "object-store"))]
+    pub(crate) fn private(mut self) -> Builder {
+        self.settings.cache_dir = None;
+        self
+    }
+
     fn check(&self) -> io::Result<()> {
         if self.settings.chunk_size == 0 {
             return Err(invalid_input("chunk_size must be at least 1".to_owned()));

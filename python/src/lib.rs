@@ -381,8 +381,8 @@ struct PyStreamCache {
 impl PyStreamCache {
     #[new]
     #[pyo3(
-        signature = (source, *, memory_limit=None, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=None, fetch_span=None, max_fetches=None, connections=None, defer_fill=None, options=None),
-        text_signature = "(source, *, memory_limit=8388608, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4194304, fetch_span=4194304, max_fetches=2, connections=1, defer_fill=False, options=None)"
+        signature = (source, *, memory_limit=None, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=None, fetch_span=None, max_fetches=None, connections=None, defer_fill=None, options=None, cache_dir=None, cache_limit=None),
+        text_signature = "(source, *, memory_limit=8388608, expected_len=None, max_len=None, temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4194304, fetch_span=4194304, max_fetches=2, connections=1, defer_fill=False, options=None, cache_dir=None, cache_limit=None)"
     )]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one each.
     fn new(
@@ -400,6 +400,8 @@ impl PyStreamCache {
         connections: Option<&Bound<'_, PyAny>>,
         defer_fill: Option<bool>,
         options: Option<&Bound<'_, PyAny>>,
+        cache_dir: Option<PathBuf>,
+        cache_limit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyStreamCache> {
         let url_settings = UrlSettings::new(
             headers,
@@ -437,11 +439,23 @@ impl PyStreamCache {
         }
 
         let is_url = source.is_instance_of::<PyString>();
-        if !is_url && (url_settings.any() || options.is_some()) {
+        let cache_limit = option(cache_limit, "cache_limit")?;
+        if !is_url
+            && (url_settings.any()
+                || options.is_some()
+                || cache_dir.is_some()
+                || cache_limit.is_some())
+        {
             return Err(PyValueError::new_err(
-                "headers, fetch_ahead, fetch_span, max_fetches, connections and options apply \
-                 to a URL source only",
+                "headers, fetch_ahead, fetch_span, max_fetches, connections, defer_fill, \
+                 options, cache_dir and cache_limit apply to a URL source only",
             ));
+        }
+        if let Some(dir) = cache_dir {
+            builder = builder.cache_dir(dir);
+        }
+        if let Some(limit) = cache_limit {
+            builder = builder.cache_limit(limit);
         }
         let inner = if let Ok(text) = source.cast::<PyString>() {
             let url = text.to_cow()?;

@@ -10,7 +10,8 @@ class StreamCache(_Core):
 
     ``StreamCache(source, *, memory_limit=8 << 20, expected_len=None, max_len=None,
     temp_dir=None, chunk_size=None, headers=None, fetch_ahead=4 << 20, fetch_span=4 << 20,
-    max_fetches=2, connections=1, defer_fill=False, options=None)``
+    max_fetches=2, connections=1, defer_fill=False, options=None, cache_dir=None,
+    cache_limit=None)``
 
     ``source`` is an http(s) URL, an object-store URL (``s3://bucket/key`` or ``s3a://``,
     ``gs://``, ``az://``, ``azure://``, ``abfs://``, ``abfss://``, ``adl://``,
@@ -46,6 +47,15 @@ class StreamCache(_Core):
     ``PermissionError``); every range asks for that very version, so if the object is
     overwritten while it is read, the bytes already there stay the first version's and a read
     that needs a missing byte raises ``OSError``: the new bytes are never spliced in.
+
+    For a URL or an object: ``cache_dir`` makes the stream an entry of that directory, shared
+    by every process on the machine (``multiprocessing`` workers, DataLoader workers, a later
+    run): the first to open it downloads it once, the others read it as it arrives, zero-copy,
+    and their far reads are fetched by that one download; a later process finds it complete
+    and transfers nothing but a one-byte validation. If the downloading process dies, another
+    takes over and fetches only what is missing. ``cache_limit`` (bytes): entries no process
+    has open are removed, least recently used first, beyond it. A server answer without
+    ``Range`` support or without a validator (ETag, Last-Modified) gets a private cache.
 
     Reading: ``reader(offset=0)`` (an ``io.RawIOBase``), ``read(offset, size)`` (``bytes``),
     ``cache[a:b]`` (a read-only ``memoryview`` of the stored bytes, no copy),

@@ -205,15 +205,34 @@ impl Builder {
         // Over several connections the first answer is the first span alone (else the one
         // connection would be sent more than the lane reads of it).
         let fetch = self.settings.fetch;
-        let span = (fetch.connections > 1).then_some(fetch.fetch_span);
+        // With `cache_dir`, the first answer may find the entry complete already: it asks for
+        // one byte only (a validation that sends no body to speak of).
+        let span = match self.settings.cache_dir {
+            Some(_) => Some(1),
+            None => (fetch.connections > 1).then_some(fetch.fetch_span),
+        };
         match target.first(span)? {
-            First::Empty => self.expected_len(0).spawn(io::empty()),
+            // Not ranged: nothing another process could fetch again by range. The documented
+            // fallback is a private cache, as without `cache_dir`.
+            First::Empty => self.private().expected_len(0).spawn(io::empty()),
             First::Plain { len, body } => match len {
-                Some(len) => self.expected_len(len).spawn(body),
-                None => self.spawn(body),
+                Some(len) => self.private().expected_len(len).spawn(body),
+                None => self.private().spawn(body),
             },
             First::Ranged(source) => {
                 let len = source.len;
+                if self.settings.cache_dir.is_some() {
+                    match source.validator() {
+                        Some(validator) => {
+                            if self.settings.cache_key.is_none() {
+                                self.settings.cache_key = Some(source.target.shown.clone());
+                            }
+                            self.settings.validator = Some(validator);
+                        }
+                        // No validator: a changed resource could not be told from this one.
+                        None => self = self.private(),
+                    }
+                }
                 self.spawn_ranged(len, move |range: Range<u64>| source.open(range))
             }
         }
@@ -453,6 +472,22 @@ impl Target {
             error => error.to_string(),
         };
         io::Error::new(kind, self.message(asked, what))
+    }
+}
+
+impl RangedUrl {
+    /// What tells this version of the resource from any other: its strong ETag, else its
+    /// Last-Modified (the key of a shared entry is the URL and this).
+    fn validator(&self) -> Option<String> {
+        let (kind, value) = match (&self.etag, &self.last_modified) {
+            (Some(etag), _) => ("etag", etag),
+            (None, Some(date)) => ("last-modified", date),
+            (None, None) => return None,
+        };
+        Some(format!(
+            "{kind}:{}",
+            String::from_utf8_lossy(value.as_bytes())
+        ))
     }
 }
 

@@ -245,6 +245,18 @@ impl Builder {
             .run(object.store.head(&object.location))
             .map_err(|e| error(e, "HEAD", &object.shown, None))?;
         let len = meta.size;
+        if self.settings.cache_dir.is_some() {
+            // The entry's key is the object's name; its validator, what every range asks for.
+            let validator = match (&meta.e_tag, &meta.version) {
+                (Some(e_tag), version) => Some(format!("e_tag:{e_tag} version:{version:?}")),
+                (None, Some(version)) => Some(format!("version:{version}")),
+                (None, None) => Some(format!("last_modified:{}", meta.last_modified)),
+            };
+            if self.settings.cache_key.is_none() {
+                self.settings.cache_key = Some(object.shown.clone());
+            }
+            self.settings.validator = validator;
+        }
         let source = Arc::new(RangedObject { object, meta });
         self.spawn_ranged(len, move |range| source.open(range))
     }
