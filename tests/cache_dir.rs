@@ -452,3 +452,86 @@ fn cache_limit_evicts_the_least_recently_used_unused_entries_and_never_an_open_o
     complete("d", d, Some(limit));
     assert_eq!(entry_lens(dir.path()), vec![c, d]);
 }
+
+/// A URL keys its entry by its ETag: a later cache validates with one byte and reads the
+/// entry; a new ETag is a new entry, fetched whole.
+#[cfg(feature = "http")]
+#[test]
+fn a_url_entry_is_reused_after_a_one_byte_validation_and_a_new_etag_is_a_new_entry() {
+    use common::http_server::{resource, Server};
+    use std::sync::Mutex;
+    let dir = tempfile::tempdir().unwrap();
+    let len = 2 * MIB + 3;
+    let mut body = vec![0; len as usize];
+    fill_pattern(0, &mut body);
+    let etag = Arc::new(Mutex::new("\"v1\"".to_owned()));
+    let served = Arc::clone(&etag);
+    let server = Server::start(move |request| {
+        let etag = served.lock().unwrap().clone();
+        resource(request, &body, Some(&etag), None)
+    });
+    let url = server.url("/model.bin");
+    let read = |name: &str| {
+        let cache = StreamCache::builder()
+            .cache_dir(dir.path())
+            .thread_name(name)
+            .spawn_url(&url)
+            .unwrap();
+        assert_eq!(cache.wait_complete().unwrap(), len);
+        assert!(is_pattern(0, cache.slice(..).unwrap()));
+        drop(cache);
+        common::eventually("the writer ended", || threads_named(name) == 0);
+        server.body_bytes_sent()
+    };
+    let first = read("sc-url-1");
+    assert!(first >= len && first <= len + 1, "{first}");
+    let second = read("sc-url-2");
+    assert!(
+        second - first <= 1,
+        "a validation of one byte: {}",
+        second - first
+    );
+    *etag.lock().unwrap() = "\"v2\"".to_owned();
+    let third = read("sc-url-3");
+    assert!(third - second >= len, "a new ETag: fetched again");
+    assert_eq!(entry_count(dir.path()), 2, "a new ETag is a new entry");
+}
+
+fn entry_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "entry")
+        })
+        .count()
+}
+
+/// A disk that cannot hold the entry: `StorageFull` at spawn, for the first cache and for
+/// one that comes after it, never a SIGBUS (the entry is reserved whole before it is named).
+#[test]
+#[ignore = "needs root: mounts a tmpfs"]
+fn a_full_disk_is_storage_full_never_sigbus() {
+    let mount = common::faults::TmpfsMount::new("size=4m");
+    for _ in 0..2 {
+        let err = builder(mount.path(), "full")
+            .spawn_ranged(16 * MIB, |_| Ok(io::empty()))
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull, "{err}");
+        assert!(
+            err.to_string()
+                .contains(&mount.path().display().to_string()),
+            "{err}"
+        );
+    }
+    // Nothing left behind: no entry, no half-made file.
+    let left: Vec<_> = std::fs::read_dir(mount.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| !name.to_string_lossy().ends_with(".lock"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
