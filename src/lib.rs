@@ -385,6 +385,46 @@
 //! `tests/object_store.rs` (object_store's `InMemory` and `LocalFileSystem`),
 //! `tests/object_servers.rs` (moto's S3 and Azurite, run by CI).
 //!
+//! ## One download for every process on the machine (`cache_dir`)
+//!
+//! With `Builder::cache_dir`, a ranged stream (a URL answered with `206` and a validator, an
+//! object, or `spawn_ranged` with a `cache_key`) lives in a named entry of that directory.
+//! Every process that opens the same key attaches to it: one becomes its writer (a lock the
+//! kernel drops when the process ends), the others read it zero-copy as it arrives, their
+//! waits woken by the writer's publishes (Linux: a futex in the entry's header), their far
+//! reads fetched by the writer. A writer that dies is taken over by a reader within 100 ms,
+//! fetching only what is missing; a later run finds the entry complete. `cache_limit`
+//! removes unused entries, least recently used first. Here, the same program run by many
+//! processes at once (workers of a pool, one per GPU, a later run) downloads the file once:
+//!
+//! ```
+//! # #[cfg(unix)] {
+//! use std::io::Cursor;
+//! use streamcache::StreamCache;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let cache_dir = dir.path().join("downloads");
+//! # let file: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+//! # let expected = file.clone();
+//! // `cache_dir` is e.g. `~/.cache/my-app`; `open(a..b)` returns exactly the file's `[a, b)`
+//! // (or use `spawn_url`, which keys the entry by URL and ETag by itself).
+//! let cache = StreamCache::builder()
+//!     .cache_dir(&cache_dir)
+//!     .cache_limit(20 << 30)
+//!     .cache_key("https://example.com/model.bin@v3")
+//!     .spawn_ranged(file.len() as u64, move |r| {
+//!         Ok(Cursor::new(file[r.start as usize..r.end as usize].to_vec()))
+//!     })?;
+//! let weights = cache.bytes(..)?; // zero-copy, shared with the other processes
+//! # assert_eq!(weights, expected);
+//! # }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Unix only (elsewhere `cache_dir` gives a private cache); keep the directory on a local
+//! filesystem, where `flock` holds. Tests: `tests/cache_dir.rs` (child processes: eight on
+//! one key, a writer killed mid-write, one stopped, torn entries, eviction, a full disk).
+//!
 //! # How it compares
 //!
 //! | | streamcache | [streamcatcher] | [stream-download] | [`tempfile::SpooledTempFile`] | Python's [`buffer`] |
