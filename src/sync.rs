@@ -8,7 +8,7 @@
 #[cfg(not(streamcache_loom))]
 mod imp {
     pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
-    pub(crate) use std::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
+    pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
     pub(crate) use std::sync::Arc;
 
     /// Waits on `cond` until notified or `deadline` passes; true when the deadline passed.
@@ -23,7 +23,7 @@ mod imp {
 
 #[cfg(streamcache_loom)]
 mod imp {
-    pub(crate) use loom::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
+    pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
     /// loom's `Arc` with the `Debug` and `Display` that std's forwards to its contents (loom's
     /// has neither, and `watermark.rs` formats an `Arc<io::Error>`).

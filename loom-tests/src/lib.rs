@@ -2,11 +2,11 @@
 //! busy wait) under [loom](https://docs.rs/loom).
 //!
 //! This crate holds no copy of the protocol: with `--cfg streamcache_loom` it compiles the very
-//! files that ship, `src/sync.rs`, `src/status.rs`, `src/ranges.rs`, `src/watermark.rs` and the async waiter
-//! `src/wait_async.rs`,
+//! files that ship, `src/sync.rs`, `src/status.rs`, `src/ranges.rs`, `src/watermark.rs`, the async waiter
+//! `src/wait_async.rs` and a shared entry's publish-and-wake protocol `src/dir/protocol.rs`,
 //! and `sync.rs` then hands `watermark.rs` loom's atomics, mutex, condition variable and `Arc`
 //! instead of std's and parking_lot's. The models live in `models.rs` (inside this crate, because the watermark's items
-//! are `pub(crate)`).
+//! are `pub(crate)`), and those of the shared entry in `shared_entry.rs`.
 //!
 //! Without the cfg this crate is empty, so `cargo test --workspace` and clippy build nothing of
 //! it. Run the models with `scripts/loom` from the repository root, which does
@@ -45,5 +45,13 @@ mod watermark;
 #[path = "../../src/wait_async.rs"]
 mod wait_async;
 
+#[cfg(streamcache_loom)]
+#[allow(dead_code)]
+#[path = "../../src/dir/protocol.rs"]
+mod protocol;
+
 #[cfg(all(test, streamcache_loom))]
 mod models;
+
+#[cfg(all(test, streamcache_loom))]
+mod shared_entry;

@@ -40,7 +40,6 @@ pub(crate) const REQUEST_SLOTS: usize = 32;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Layout {
     pub(crate) len: u64,
-    pub(crate) blocks: u64,
     pub(crate) map_words: usize,
     pub(crate) data_at: u64,
 }
@@ -52,7 +51,6 @@ impl Layout {
         let map_bytes = (map_words as u64 * 8).div_ceil(PAGE).max(1) * PAGE;
         Layout {
             len,
-            blocks,
             map_words,
             data_at: PAGE + map_bytes,
         }

@@ -5,6 +5,7 @@
 //! - `lock.rs`: the kernel-released locks (one writer; entries in use).
 //! - `open.rs`: who writes, and the entry found, waited for, created or rebuilt.
 //! - `evict.rs`: `cache_limit`, least recently used unused entries removed.
+//! - `protocol.rs`: the publish-and-wake protocol, checked under loom.
 //! - this file: [`Entry`], what a cache keeps of its entry, and [`run`], its filler thread:
 //!   the writer fills the entry as any ranged stream is filled and marks each block in the
 //!   span map as it completes; a reader mirrors the span map into its own watermark, woken
@@ -18,10 +19,11 @@ mod evict;
 mod layout;
 mod lock;
 mod open;
+pub(crate) mod protocol;
 #[path = "../os/wake.rs"]
 mod wake;
 
-use crate::ranges::WriterId;
+use crate::ranges::{At, WriterId};
 use crate::shared::Shared;
 use crate::sync::Mutex;
 use crate::watermark::Watermark;
@@ -171,8 +173,7 @@ impl Entry {
             posted = true;
         }
         if posted {
-            live.request.fetch_add(1, Ordering::Release);
-            wake::wake_all(&live.request);
+            protocol::announce(&live.request, &Futex);
         }
     }
 
@@ -198,14 +199,12 @@ impl Entry {
         let map = self.view.span_map();
         let mut changed = false;
         for k in start / BLOCK..end.div_ceil(BLOCK) {
-            let (word, bit) = ((k / 64) as usize, 1u64 << (k % 64));
-            if map[word].load(Ordering::Relaxed) & bit != 0 {
+            if protocol::is_marked(map, k) {
                 continue;
             }
             let block = layout.block(k);
             if mark.first_missing(block.start, block.end).is_none() {
-                map[word].fetch_or(bit, Ordering::Release);
-                changed = true;
+                changed |= protocol::mark_written(map, k);
             }
         }
         if changed {
@@ -213,8 +212,7 @@ impl Entry {
             if mark.available() == layout.len {
                 live.complete.store(1, Ordering::Release);
             }
-            live.publish.fetch_add(1, Ordering::Release);
-            wake::wake_all(&live.publish);
+            protocol::announce(&live.publish, &Futex);
         }
     }
 
@@ -223,55 +221,31 @@ impl Entry {
     /// predecessors'. Only the mirror writes a reader's watermark.
     fn mirror(&self, mark: &Watermark) {
         let layout = &self.view.layout;
-        let map = self.view.span_map();
         let mut mirrored = self.mirrored.lock();
-        let mut run: Option<(u64, u64)> = None;
-        let publish = |(start, end): (u64, u64)| {
-            // Claimed for the mirror (any part present already, by a writer of this process,
-            // stays as it is), then published.
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        protocol::newly_present(self.view.span_map(), &mut mirrored, |k| {
+            let block = layout.block(k);
+            match runs.last_mut() {
+                Some(run) if run.1 == block.start => run.1 = block.end,
+                _ => runs.push((block.start, block.end)),
+            }
+        });
+        drop(mirrored);
+        for (start, end) in runs {
+            // Claimed for the mirror, then published; any part present already (written by
+            // a writer of this process) stays as it is.
             let mut at = start;
             while at < end {
                 match mark.claim_at(MIRROR, at, end) {
-                    crate::ranges::At::Free { end: claimed } => {
+                    At::Free { end: claimed } => {
                         mark.publish_range(MIRROR, at, claimed);
                         at = claimed;
                     }
-                    crate::ranges::At::Present { end: next }
-                    | crate::ranges::At::Claimed { end: next } => at = next.min(end).max(at + 1),
-                }
-            }
-        };
-        for (w, word) in map.iter().enumerate() {
-            let now = word.load(Ordering::Acquire);
-            let new = now & !mirrored[w];
-            if new == 0 {
-                if let Some(r) = run.take() {
-                    publish(r);
-                }
-                continue;
-            }
-            for b in 0..64 {
-                let k = w as u64 * 64 + b;
-                if new & (1 << b) == 0 || k >= layout.blocks {
-                    if let Some(r) = run.take() {
-                        publish(r);
+                    At::Present { end: next } | At::Claimed { end: next } => {
+                        at = next.min(end).max(at + 1);
                     }
-                    continue;
                 }
-                let block = layout.block(k);
-                run = match run {
-                    Some((s, e)) if e == block.start => Some((s, block.end)),
-                    Some(r) => {
-                        publish(r);
-                        Some((block.start, block.end))
-                    }
-                    None => Some((block.start, block.end)),
-                };
             }
-            mirrored[w] = now;
-        }
-        if let Some(r) = run {
-            publish(r);
         }
     }
 
@@ -319,8 +293,7 @@ impl Entry {
             .store(layout::map_sum(self.view.span_map()), Ordering::Release);
         live.sealed.store(1, Ordering::Release);
         self.lock.lock().take();
-        live.publish.fetch_add(1, Ordering::Release);
-        wake::wake_all(&live.publish);
+        protocol::announce(&live.publish, &Futex);
     }
 }
 
@@ -330,18 +303,19 @@ impl Entry {
 pub(crate) fn run(shared: &Arc<Shared>) -> io::Result<()> {
     let entry = shared.entry.as_ref().expect("a cache with an entry");
     let live = entry.view.live();
-    while entry.is_reader() {
-        let seen = live.publish.load(Ordering::Acquire);
-        entry.mirror(&shared.mark);
-        if !shared.mark.is_filling() {
-            return Ok(()); // Complete (the mirror's last publish completed it).
+    if entry.is_reader() {
+        loop {
+            let mut step = Step::Wait;
+            protocol::round(&live.publish, &Futex, || {
+                step = reader_step(shared, entry);
+                matches!(step, Step::Wait)
+            });
+            match step {
+                Step::Wait => {}
+                Step::Over(outcome) => return outcome,
+                Step::TakeOver => break,
+            }
         }
-        shared.cancel.check()?;
-        entry.post_pending(&mut entry.pending.lock());
-        if entry.take_over()? {
-            break;
-        }
-        wake::wait(&live.publish, seen, LIVENESS);
     }
     if entry.is_reader() {
         entry.begin_writing(&shared.mark); // Taken over.
@@ -355,8 +329,7 @@ pub(crate) fn run(shared: &Arc<Shared>) -> io::Result<()> {
             // to stop and the scope ends.
             let result = crate::filler::unwound(|| crate::ranged::fill(shared));
             done.store(true, Ordering::Release);
-            live.request.fetch_add(1, Ordering::Release);
-            wake::wake_all(&live.request);
+            protocol::announce(&live.request, &Futex);
             result
         })
     } else {
@@ -366,6 +339,34 @@ pub(crate) fn run(shared: &Arc<Shared>) -> io::Result<()> {
     result
 }
 
+/// What a reader does after a look at the entry.
+enum Step {
+    /// Sleep until the next publish (or [`LIVENESS`]).
+    Wait,
+    /// The stream is complete in this process's watermark, or the cache is dropped.
+    Over(io::Result<()>),
+    /// The writer lock is this process's now.
+    TakeOver,
+}
+
+/// A reader's look: the new blocks mirrored, then whether it is over, and whether the writer
+/// is gone (its lock free: this reader takes over).
+fn reader_step(shared: &Shared, entry: &Entry) -> Step {
+    entry.mirror(&shared.mark);
+    if !shared.mark.is_filling() {
+        return Step::Over(Ok(())); // Complete (the mirror's last publish completed it).
+    }
+    if let Err(error) = shared.cancel.check() {
+        return Step::Over(Err(error));
+    }
+    entry.post_pending(&mut entry.pending.lock());
+    match entry.take_over() {
+        Ok(true) => Step::TakeOver,
+        Ok(false) => Step::Wait,
+        Err(error) => Step::Over(Err(error)),
+    }
+}
+
 /// The writer's thread for the other processes' requests: each is asked of the ranged
 /// stream as a read of this process would ask (`ranged::request`).
 fn serve_requests(shared: &Arc<Shared>, entry: &Entry, done: &AtomicBool) {
@@ -373,11 +374,26 @@ fn serve_requests(shared: &Arc<Shared>, entry: &Entry, done: &AtomicBool) {
     let _ = REQUEST_SLOTS;
     while !done.load(Ordering::Acquire) && shared.mark.is_filling() && shared.cancel.check().is_ok()
     {
-        let seen = live.request.load(Ordering::Acquire);
-        for offset in entry.take_requests() {
-            crate::ranged::request(shared, offset);
-        }
-        wake::wait(&live.request, seen, LIVENESS);
+        protocol::round(&live.request, &Futex, || {
+            for offset in entry.take_requests() {
+                crate::ranged::request(shared, offset);
+            }
+            true
+        });
+    }
+}
+
+/// The wake between processes: the futex of `src/os/wake.rs`, its sleeps cut at [`LIVENESS`]
+/// (a dead writer wakes nobody; the sleeper then looks at the writer lock).
+struct Futex;
+
+impl protocol::Wake for Futex {
+    fn wait(&self, word: &std::sync::atomic::AtomicU32, seen: u32) {
+        wake::wait(word, seen, LIVENESS);
+    }
+
+    fn wake_all(&self, word: &std::sync::atomic::AtomicU32) {
+        wake::wake_all(word);
     }
 }
 
