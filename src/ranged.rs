@@ -250,11 +250,15 @@ fn fetch_loop(shared: &Shared, first: u64) {
 
 /// One on-demand fetch: claims the free bytes around `offset`, then writes them.
 fn fetch_one(shared: &Shared, ranged: &Ranged, id: WriterId, offset: u64) -> io::Result<()> {
-    let chunk = shared.settings.chunk_size as u64;
-    let Some(range) = shared
-        .mark
-        .claim_fetch(id, offset, shared.settings.fetch.fetch_span, chunk)
-    else {
+    let mut align = shared.settings.chunk_size as u64;
+    let mut span = shared.settings.fetch.fetch_span;
+    if shared.entry.is_some() {
+        // A shared entry marks whole blocks only: a fetch of whole blocks is readable in the
+        // other processes at once, not when the fill completes its first and last block.
+        align = crate::dir::BLOCK;
+        span = (offset + span).next_multiple_of(align) - offset;
+    }
+    let Some(range) = shared.mark.claim_fetch(id, offset, span, align) else {
         return Ok(()); // Present or claimed by now.
     };
     write_claim(shared, ranged, id, range)

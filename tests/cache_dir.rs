@@ -535,3 +535,28 @@ fn a_full_disk_is_storage_full_never_sigbus() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Two caches of one key in one process: the second is a reader of the first's entry (the
+/// locks are per open file, so a process can be both); its far read is fetched by the writer.
+/// Dropping every handle ends every thread of both, writer and reader, mid-fill.
+#[test]
+fn a_second_cache_in_one_process_reads_through_the_writer_and_dropping_ends_every_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 64 * MIB;
+    let (writer, writer_sent) = cache(dir.path(), "drop", len, Duration::from_millis(2));
+    let (reader, reader_sent) = cache(dir.path(), "drop", len, Duration::ZERO);
+    let tail = reader.slice(len - 100 * KIB..).unwrap();
+    assert!(is_pattern(len - 100 * KIB, tail));
+    assert_eq!(
+        reader_sent.load(Ordering::SeqCst),
+        0,
+        "the reader fetched nothing itself"
+    );
+    assert!(
+        writer_sent.load(Ordering::SeqCst) < len / 2,
+        "the fill is far from the end"
+    );
+    assert!(threads_named("sc-drop") >= 2);
+    drop((writer, reader));
+    common::eventually("every thread ended", || threads_named("sc-drop") == 0);
+}

@@ -9,6 +9,9 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+/// A shared entry's block (never used here).
+pub(crate) const BLOCK: u64 = 1 << 16;
+
 /// Whether shared entries work on this platform.
 pub(crate) const SUPPORTED: bool = false;
 
