@@ -307,3 +307,51 @@ fn eight_threads_each_with_a_cache_of_their_own_read_one_object() {
         thread.join().unwrap().unwrap();
     }
 }
+
+/// `cache_dir` with an object: a second cache of it reads the entry, with no get of a range;
+/// the object overwritten (a new e_tag) is a new entry, read again.
+#[cfg(unix)]
+#[test]
+fn an_object_in_cache_dir_is_read_once_and_a_new_version_is_a_new_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Arc::new(InMemory::new());
+    let location = Path::from("models/weights.bin");
+    let mut data = vec![0; 1 << 20];
+    fill_pattern(11, &mut data);
+    put(inner.as_ref(), &location, data.clone());
+    let store = Held::new(inner.clone());
+    let read = |name: &str| {
+        let cache = StreamCache::builder()
+            .cache_dir(dir.path())
+            .thread_name(name)
+            .spawn_object(Arc::new(store.clone()), location.clone())
+            .unwrap();
+        let len = cache.wait_complete().unwrap();
+        let bytes = cache.slice(..).unwrap().to_vec();
+        drop(cache);
+        let deadline = Instant::now() + HANG_GUARD;
+        while common::threads_named(name) > 0 {
+            assert!(Instant::now() < deadline, "the cache's threads did not end");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (len, bytes, store.gets().len())
+    };
+    let (len, bytes, gets) = read("sc-obj-1");
+    assert_eq!((len, &bytes[..]), (data.len() as u64, &data[..]));
+    assert!(gets >= 1);
+    let (_, again, gets_again) = read("sc-obj-2");
+    assert_eq!(again, data);
+    assert_eq!(
+        gets_again, gets,
+        "the entry was complete: no range asked for"
+    );
+    let mut new = vec![0; 1 << 20];
+    fill_pattern(12, &mut new);
+    put(inner.as_ref(), &location, new.clone());
+    let (_, changed, gets_changed) = read("sc-obj-3");
+    assert_eq!(
+        changed, new,
+        "a new e_tag: a new entry, never the old bytes"
+    );
+    assert!(gets_changed > gets);
+}
