@@ -387,6 +387,7 @@ impl Fixed {
 }
 
 /// Reserves `[from, to)` of `file` on disk (invariant 5): for a shared entry's file.
+#[cfg(unix)]
 pub(crate) fn allocate(file: &File, from: u64, to: u64) -> io::Result<()> {
     os::allocate(file, from, to)
 }

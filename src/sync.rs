@@ -8,7 +8,9 @@
 #[cfg(not(streamcache_loom))]
 mod imp {
     pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
-    pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
+    #[cfg(unix)]
+    pub(crate) use std::sync::atomic::AtomicU32; // A shared entry's futex words (`src/dir/`).
+    pub(crate) use std::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
     pub(crate) use std::sync::Arc;
 
     /// Waits on `cond` until notified or `deadline` passes; true when the deadline passed.

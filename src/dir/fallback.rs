@@ -6,7 +6,6 @@ use crate::shared::Shared;
 use crate::watermark::Watermark;
 use memmap2::MmapRaw;
 use std::io;
-use std::path::Path;
 use std::sync::Arc;
 
 /// A shared entry's block (never used here).
@@ -15,20 +14,10 @@ pub(crate) const BLOCK: u64 = 1 << 16;
 /// Whether shared entries work on this platform.
 pub(crate) const SUPPORTED: bool = false;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    Writer,
-    Reader,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Wanted<'a> {
-    pub(crate) dir: &'a Path,
-    pub(crate) key: &'a [u8],
-    pub(crate) validator: &'a [u8],
-    pub(crate) len: u64,
-    pub(crate) cache_limit: Option<u64>,
-}
+#[path = "wanted.rs"]
+#[allow(dead_code)] // Taken, never used: there is no entry here.
+mod wanted;
+pub(crate) use wanted::{Role, Wanted};
 
 /// Uninhabited: no entry on this platform.
 #[derive(Debug)]

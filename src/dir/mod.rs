@@ -6,6 +6,7 @@
 //! - `open.rs`: who writes, and the entry found, waited for, created or rebuilt.
 //! - `evict.rs`: `cache_limit`, least recently used unused entries removed.
 //! - `protocol.rs`: the publish-and-wake protocol, checked under loom.
+//! - `wanted.rs`: what a cache asks for, and its role.
 //! - this file: [`Entry`], what a cache keeps of its entry, and [`run`], its filler thread:
 //!   the writer fills the entry as any ranged stream is filled and marks each block in the
 //!   span map as it completes; a reader mirrors the span map into its own watermark, woken
@@ -22,6 +23,7 @@ mod open;
 pub(crate) mod protocol;
 #[path = "../os/wake.rs"]
 mod wake;
+mod wanted;
 
 use crate::ranges::{At, WriterId};
 use crate::shared::Shared;
@@ -37,7 +39,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use open::{Role, Wanted};
+pub(crate) use wanted::{Role, Wanted};
 
 /// How often a reader looks at the writer lock (the writer may have died: the kernel frees
 /// its lock, but nothing wakes the readers), and how often a waiting thread looks at

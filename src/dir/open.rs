@@ -8,18 +8,12 @@
 
 use super::layout::{self, Layout};
 use super::lock::{flock, still_at};
+use super::wanted::{Role, Wanted};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Who a process is for an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    Writer,
-    Reader,
-}
 
 /// An entry, open: its files (holding their locks while they are open) and its mapping.
 pub(crate) struct Opened {
@@ -31,17 +25,6 @@ pub(crate) struct Opened {
     pub(crate) map: MmapRaw,
     pub(crate) layout: Layout,
     pub(crate) path: PathBuf,
-}
-
-/// What a cache asks for: its directory, key, validator and length.
-#[derive(Debug, Clone)]
-pub(crate) struct Wanted<'a> {
-    pub(crate) dir: &'a Path,
-    pub(crate) key: &'a [u8],
-    pub(crate) validator: &'a [u8],
-    pub(crate) len: u64,
-    /// Evict unused entries beyond this many bytes after opening (`Builder::cache_limit`).
-    pub(crate) cache_limit: Option<u64>,
 }
 
 /// How long a reader waits between looks for an entry its writer is still making.
