@@ -535,7 +535,8 @@ impl Builder {
     /// cannot hold it is `StorageFull` from the `spawn`, never a SIGBUS later. A plain source
     /// (`spawn`, `spawn_chunks`, ...) with `cache_dir` is `InvalidInput`: it cannot be read
     /// again by another process. Unix only: elsewhere the cache is a private one, as without
-    /// `cache_dir`. Use a local filesystem: `flock` on NFS or SMB cannot be trusted.
+    /// `cache_dir`; so is it on NFS and SMB (Linux tells them apart), where `flock`
+    /// cannot be trusted.
     ///
     /// # Examples
     ///

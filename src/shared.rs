@@ -49,7 +49,8 @@ impl Shared {
         let mut shared = Self::new(settings);
         shared.mark = Watermark::ranged(len);
         let fixed = match (&shared.settings.cache_dir, &shared.settings.cache_key) {
-            (Some(dir), Some(key)) if crate::dir::SUPPORTED => {
+            // The documented fallback where entries cannot be shared safely: a private cache.
+            (Some(dir), Some(key)) if crate::dir::usable(dir) => {
                 let wanted = crate::dir::Wanted {
                     dir,
                     key: key.as_bytes(),

@@ -1,6 +1,6 @@
 //! Where there is no `flock` (Windows): the documented fallback of `Builder::cache_dir` is a
 //! private cache, as without it. Nothing here is ever made: [`open_entry`] is never called
-//! (`Shared::ranged` asks [`SUPPORTED`] first), and an [`Entry`] cannot exist.
+//! (`Shared::ranged` asks [`usable`] first), and an [`Entry`] cannot exist.
 
 use crate::shared::Shared;
 use crate::watermark::Watermark;
@@ -11,13 +11,15 @@ use std::sync::Arc;
 /// A shared entry's block (never used here).
 pub(crate) const BLOCK: u64 = 1 << 16;
 
-/// Whether shared entries work on this platform.
-pub(crate) const SUPPORTED: bool = false;
-
 #[path = "wanted.rs"]
 #[allow(dead_code)] // Taken, never used: there is no entry here.
 mod wanted;
 pub(crate) use wanted::{Role, Wanted};
+
+/// Never: there are no shared entries here.
+pub(crate) fn usable(_dir: &std::path::Path) -> bool {
+    false
+}
 
 /// Uninhabited: no entry on this platform.
 #[derive(Debug)]

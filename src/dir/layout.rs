@@ -112,21 +112,37 @@ fn header_sum(page: &[u8], key_bytes: usize) -> u64 {
     sum.finish()
 }
 
-/// Whether `page` (a file's first page) is the header `header` would write for this entry:
-/// same checksum, magic, version, length, key and validator. A torn or corrupt header, a
-/// different version, or another key with the same name are all "no".
-pub(crate) fn header_matches(page: &[u8], layout: &Layout, key: &[u8], validator: &[u8]) -> bool {
-    if page.len() < PAGE as usize {
-        return false;
-    }
-    // The fixed part and its checksum, then the key and validator; not the live words
-    // between them, which change.
+/// Whether a file's header is the one [`header`] writes for this entry: `fixed`, its first
+/// [`FIXED_BYTES`] bytes (fields and checksum), and `keys`, the [`key_bytes`] after
+/// [`KEY_AT`], match, and the checksum holds. A torn or corrupt header, a different version,
+/// or another key with the same name are all "no". The live words between them, which other
+/// processes change, are not looked at.
+pub(crate) fn header_matches(
+    fixed: &[u8],
+    keys: &[u8],
+    layout: &Layout,
+    key: &[u8],
+    validator: &[u8],
+) -> bool {
     let expected = header(layout, key, validator);
-    let end = KEY_AT + key.len() + validator.len();
-    page[..SUM_AT + 8] == expected[..SUM_AT + 8]
-        && page[KEY_AT..end] == expected[KEY_AT..end]
+    let mut page = vec![0u8; PAGE as usize];
+    page[..FIXED_BYTES].copy_from_slice(fixed);
+    page[KEY_AT..KEY_AT + keys.len()].copy_from_slice(keys);
+    fixed == &expected[..FIXED_BYTES]
+        && keys == &expected[KEY_AT..KEY_AT + key.len() + validator.len()]
         && u64::from_le_bytes(page[SUM_AT..SUM_AT + 8].try_into().unwrap())
-            == header_sum(page, key.len() + validator.len())
+            == header_sum(&page, keys.len())
+}
+
+/// The header's fields and checksum: what [`header_matches`] reads first.
+pub(crate) const FIXED_BYTES: usize = SUM_AT + 8;
+
+/// Where the key and validator start in the header.
+pub(crate) const KEYS_AT: usize = KEY_AT;
+
+/// How many bytes the key and validator of this entry take.
+pub(crate) fn key_bytes(key: &[u8], validator: &[u8]) -> usize {
+    key.len() + validator.len()
 }
 
 /// The checksum of a span map (sealed into the header when a writer stops).

@@ -400,5 +400,8 @@ impl protocol::Wake for Futex {
     }
 }
 
-/// Whether shared entries work on this platform (unix: `flock`; `fallback.rs` elsewhere).
-pub(crate) const SUPPORTED: bool = true;
+/// Whether `dir` can hold shared entries (unix: `flock`; `fallback.rs` elsewhere): not on NFS
+/// or SMB, whose locks cannot be trusted.
+pub(crate) fn usable(dir: &std::path::Path) -> bool {
+    lock::locks_trusted(dir)
+}

@@ -118,11 +118,19 @@ fn attach(
         return Ok(None);
     }
     let map = map(&entry, layout)?;
+    let keys = layout::key_bytes(wanted.key, wanted.validator);
     // SAFETY: the mapping is at least one page long (`file_len` > the header page) and lives
-    // until `map` drops, after this borrow; the header's fixed part is written once, before
-    // the file is renamed into place, and never again (invariant 1).
-    let page = unsafe { std::slice::from_raw_parts(map.as_ptr(), 4096) };
-    if !layout::header_matches(page, layout, wanted.key, wanted.validator) {
+    // until `map` drops, after these borrows. Both ranges are the header's fixed part and its
+    // key, written once before the file is renamed into place and never again (invariant 1,
+    // for the header); the live words between them, which other processes write, are not
+    // borrowed.
+    let (fixed, keys) = unsafe {
+        (
+            std::slice::from_raw_parts(map.as_ptr(), layout::FIXED_BYTES),
+            std::slice::from_raw_parts(map.as_ptr().add(layout::KEYS_AT), keys),
+        )
+    };
+    if !layout::header_matches(fixed, keys, layout, wanted.key, wanted.validator) {
         return Ok(None);
     }
     if writer {
