@@ -76,6 +76,7 @@ pub(crate) fn locks_trusted(dir: &Path) -> bool {
 }
 
 /// Linux's magic numbers of the network filesystems (`statfs(2)`).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // Linux's `statfs` only.
 pub(crate) fn is_network_filesystem(f_type: i64) -> bool {
     const NFS: i64 = 0x6969;
     const SMB: i64 = 0x517b;
