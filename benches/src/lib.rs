@@ -18,6 +18,8 @@ mod memory;
 mod object_store;
 mod random_read;
 mod ranged;
+#[cfg(unix)]
+mod shared_entry;
 mod source;
 mod sys;
 mod throughput;
@@ -45,6 +47,11 @@ pub use random_read::{Prepared, RandomRun, RANDOM_READ};
 pub use ranged::{
     fill_sequential, ranged_cache, spawn_url, stored_zip, zip_stream_download, zip_streamcache,
     Fill, HttpServer, StoredZip, ZipRun, FETCH_SPAN,
+};
+#[cfg(unix)]
+pub use shared_entry::{
+    complete_entry, monotonic_ns, race, read_in_child, read_in_process, shared_child, wake_run,
+    ChildRead, RaceRun, WakeRun, PIECE, SHARED_CHILD,
 };
 pub use source::{expected_sum, fold, fold_bufread, fold_read, GenStream, Generator, CHUNK};
 pub use sys::{

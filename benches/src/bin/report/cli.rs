@@ -52,9 +52,9 @@ struct Args {
     /// exists, else python3]
     #[arg(long, value_name = "PATH")]
     hf_python: Option<PathBuf>,
-    /// Run only these workloads, e.g. --only ac (s3: the object store on moto, not in the
-    /// default set)
-    #[arg(long, value_name = "LETTERS", default_value = "abcdrn")]
+    /// Run only these workloads, e.g. --only ac (p: processes sharing one cache_dir entry;
+    /// s3: the object store on moto, not in the default set)
+    #[arg(long, value_name = "LETTERS", default_value = "abcdrnp")]
     only: String,
     /// (a) only for these, e.g. streamcache-mem,naive (ids: naive, streamcatcher,
     /// stream-download, spooled, streamcache-mem, streamcache-spill)

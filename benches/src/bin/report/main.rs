@@ -25,6 +25,11 @@
 //!     `download(max_files=n)`, a reader hashing the stream as it arrives, the bytes nginx sent,
 //!     peak `RssAnon` with 8 connections against 1 (needs nginx; aria2c and hf_transfer when
 //!     found, see `--hf-python`).
+//! (p) one entry shared by processes (`cache_dir` + `cache_key`; the other processes are this
+//!     binary again, Unix only): a complete 256 MiB entry read in a new process against in the
+//!     writer's; the wake of a reader in another process against a thread of the writer's,
+//!     from the paced source's return of each chunk (`CLOCK_MONOTONIC`, one clock for all);
+//!     8 processes started together on one fresh key against one alone (256 MiB at 256 MiB/s).
 //! (s3) an object in S3 on moto's server (not in the default set; needs scripts/object-servers
 //!     and s3fs in its venv): a 256 MiB zip's entry list and last entry with `spawn_object_url`
 //!     against s3fs, the bytes moto sent, and the whole object with `connections(8)` against
@@ -53,6 +58,7 @@ mod memory;
 mod object_store;
 mod random;
 mod ranged;
+mod shared_entry;
 mod table;
 mod throughput;
 mod wake;
@@ -78,6 +84,8 @@ fn main() {
     let child: Option<Child> = match args.next().as_deref() {
         Some(RSS_CHILD) => Some(streamcache_benches::rss_child),
         Some(CONN_RSS_CHILD) => Some(streamcache_benches::conn_rss_child),
+        #[cfg(unix)]
+        Some(streamcache_benches::SHARED_CHILD) => Some(streamcache_benches::shared_child),
         _ => None,
     };
     if let Some(child) = child {
@@ -176,6 +184,9 @@ fn run(opts: &Opts) -> io::Result<()> {
     }
     if opts.runs('n') {
         connections::connections(opts, &mut report)?;
+    }
+    if opts.runs('p') {
+        shared_entry::processes(opts, &mut report)?;
     }
     if opts.runs('s') {
         object_store::object_store(opts, &mut report)?;
