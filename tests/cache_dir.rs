@@ -142,6 +142,11 @@ fn spawn_child(dir: &Path, key: &str, len: u64, pace: Duration, what: &str) -> C
         .env("SC_LEN", len.to_string())
         .env("SC_PACE_US", pace.as_micros().to_string())
         .env("SC_WAIT_MS", "300")
+        .envs(
+            std::env::var("SC_LIVENESS_MS")
+                .ok()
+                .map(|ms| ("STREAMCACHE_TEST_LIVENESS_MS", ms)),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -559,4 +564,36 @@ fn a_second_cache_in_one_process_reads_through_the_writer_and_dropping_ends_ever
     assert!(threads_named("sc-drop") >= 2);
     drop((writer, reader));
     common::eventually("every thread ended", || threads_named("sc-drop") == 0);
+}
+
+/// A wait in one process is woken by a publish in another: the reader child's sleeps last 10
+/// minutes unless a publish wakes them (`STREAMCACHE_TEST_LIVENESS_MS`), so a wake that did not
+/// come would hang it past the guard. Linux only: elsewhere the fallback is a 20 ms poll.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_wait_in_one_process_is_woken_by_a_publish_in_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 4 * MIB;
+    // The writer here, in this process, 64 chunks of 64 KiB 5 ms apart: every block the
+    // reader needs comes after it started waiting.
+    let (writer, _) = cache(dir.path(), "woken", len, Duration::from_millis(5));
+    let reader = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("SC_CHILD", "all")
+        .env("SC_DIR", dir.path())
+        .env("SC_KEY", "woken")
+        .env("SC_LEN", len.to_string())
+        .env("SC_PACE_US", "0")
+        .env("STREAMCACHE_TEST_LIVENESS_MS", "600000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(report_of(reader)));
+    let report = result
+        .recv_timeout(common::HANG_GUARD)
+        .expect("the reader was not woken by the writer's publishes");
+    assert!(report.ok && report.delivered == 0, "{report:?}");
+    drop(writer);
 }

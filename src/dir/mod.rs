@@ -386,13 +386,26 @@ fn serve_requests(shared: &Arc<Shared>, entry: &Entry, done: &AtomicBool) {
     }
 }
 
-/// The wake between processes: the futex of `src/os/wake.rs`, its sleeps cut at [`LIVENESS`]
+/// [`LIVENESS`], or for the tests `STREAMCACHE_TEST_LIVENESS_MS`: with it far longer than a
+/// test's guard, a wait that is not woken by the writer's publish shows as a hang (the test
+/// of the cross-process wake in tests/cache_dir.rs).
+fn liveness() -> Duration {
+    static LIVENESS_NOW: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *LIVENESS_NOW.get_or_init(|| {
+        std::env::var("STREAMCACHE_TEST_LIVENESS_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(LIVENESS, Duration::from_millis)
+    })
+}
+
+/// The wake between processes: the futex of `src/os/wake.rs`, its sleeps cut at [`liveness`]
 /// (a dead writer wakes nobody; the sleeper then looks at the writer lock).
 struct Futex;
 
 impl protocol::Wake for Futex {
     fn wait(&self, word: &std::sync::atomic::AtomicU32, seen: u32) {
-        wake::wait(word, seen, LIVENESS);
+        wake::wait(word, seen, liveness());
     }
 
     fn wake_all(&self, word: &std::sync::atomic::AtomicU32) {
