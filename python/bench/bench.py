@@ -1,12 +1,16 @@
-"""The Python benchmark of issues 15, 19 and 20: streamcache against what runs beside it, in one
-run.
+"""The Python benchmark of issues 15, 19, 20 and 21: streamcache against what runs beside it,
+in one run.
 
-Packages: pip install fsspec aiohttp requests hf-transfer wrapt==1.14.1 && pip install --no-deps
-buffer==0.2.1 (python/bench/install-deps does both, into $PYTHON); the URL rows need nginx
-(apt-get install nginx); without hf-transfer the connections row is skipped, saying why.
+Packages: pip install fsspec aiohttp requests hf-transfer wrapt==1.14.1 s3fs boto3 && pip install
+--no-deps buffer==0.2.1 (python/bench/install-deps does both, into $PYTHON); the URL rows need
+nginx (apt-get install nginx); without hf-transfer the connections row is skipped, saying why.
+The S3 rows need moto's S3 server (scripts/object-servers installs it in
+target/object-servers/venv; or $MOTO_SERVER, or moto_server on PATH) and s3fs: streamcache
+against s3fs on a zip object on moto, on 127.0.0.1, behind a proxy that counts what moto sends.
 
     python python/bench/bench.py             # 256 MiB streams, the hash case on 1 GiB
-    python python/bench/bench.py --mib 32 --hash-mib 64 --url-mib 64    # quick
+    python python/bench/bench.py --mib 32 --hash-mib 64 --url-mib 64 --s3-mib 32   # quick
+    python python/bench/bench.py --s3-only   # only the S3 rows (--url-only: the URL rows)
 
 Prints one table: each row's result for streamcache and its baseline, the ratio (streamcache's
 rate over the baseline's, or the baseline's time over streamcache's), and the target; then the
@@ -27,6 +31,7 @@ import zipfile
 import streamcache
 
 import nginx
+import s3
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -212,13 +217,14 @@ def sha256_scaling(hash_total):
 ENTRIES = 16
 
 
-def make_zip(path, total, seed=14):
-    """Writes a zip of 16 stored entries of seeded pseudo-random bytes (incompressible), `total`
-    bytes of them in all, as scripts/nginx-zip does: returns the last entry's name and sha256."""
+def make_zip(path, total, seed=14, entries=ENTRIES):
+    """Writes a zip (to a path or a file object) of `entries` (16) stored entries of seeded
+    pseudo-random bytes (incompressible), `total` bytes of them in all, as scripts/nginx-zip
+    does: returns the last entry's name and sha256."""
     rng = random.Random(seed)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
-        for i in range(ENTRIES):
-            data = rng.randbytes(total // ENTRIES)
+        for i in range(entries):
+            data = rng.randbytes(total // entries)
             name = f"part-{i:03}.bin"
             z.writestr(name, data)
     return name, hashlib.sha256(data).hexdigest()
@@ -374,8 +380,7 @@ def url_rows(binary, url_mib, rate, row):
             "requests iter_content 1 MiB", 1.0, lower_is_better=True, within=0.01)
 
         def sent(runs):
-            mib = "/".join(f"{n / MIB:.1f}" for n in runs)
-            return f"{mib} MiB (≤{max(runs) / size:.3f}× the file)"
+            return per_run(runs, size, "file")
 
         conn_context = connections_row(server, url, size, url_mib, row, sent)
 
@@ -388,6 +393,146 @@ def url_rows(binary, url_mib, rate, row):
             + conn_context)
 
 
+def per_run(runs, size, what):
+    """Bytes sent in each run, in MiB, and the most of them as a fraction of `size`."""
+    mib = "/".join(f"{n / MIB:.1f}" for n in runs)
+    return f"{mib} MiB (≤{max(runs) / size:.3f}× the {what})"
+
+
+S3_ENTRIES = 64  # of 4 MiB in 256 MiB: the last entry is 1.6% of the object, under the 2% target
+S3_PART = 16 * MIB
+S3_BUCKET = "streamcache-bench"
+S3_OBJECT = "archive.zip"
+
+
+def over_s3(moto, fns, check):
+    """`fns` in turn, best of 3; after each run, untimed, `check(i, what fns[i] returned)`, then
+    the bytes moto sent for it, counted once the proxy has been quiet for 0.3 s (a download
+    that outlives its reader counts too): their seconds, and the bytes of each run of each."""
+    result = [None]
+    sent = [[] for _ in fns]
+
+    def keeping(fn):
+        def run():
+            result[0] = fn()
+        return run
+
+    def after(i):
+        check(i, result[0])
+        result[0] = None  # the last handle: a cache's downloads stop
+        gc.collect()
+        sent[i].append(moto.proxy.take())
+
+    # before: nothing of an earlier run (or the upload) is still arriving, nor counted.
+    times = alternating([keeping(f) for f in fns], before=moto.proxy.take, after=after)
+    return times, sent
+
+
+def s3_zip_last_entry(moto, url, path, name, digest):
+    """zipfile's entry list and last entry of the object: a new StreamCache(url,
+    defer_fill=True).reader() each run (the in-order download waits for a read near the front,
+    which never comes: only what zipfile reads is fetched), against zipfile over s3fs's
+    fs.open (its defaults), a new S3FileSystem each run. See over_s3 for what it returns."""
+
+    def last_entry(f):
+        with zipfile.ZipFile(f) as z:
+            names = z.namelist()
+            return names[-1], z.read(names[-1])
+
+    def ours():
+        cache = streamcache.StreamCache(url, options=moto.options(), defer_fill=True)
+        return last_entry(cache.reader())  # and the cache is dropped
+
+    def theirs():
+        with moto.filesystem().open(path, "rb") as f:
+            return last_entry(f)
+
+    def check(i, got):
+        assert got[0] == name and hashlib.sha256(got[1]).hexdigest() == digest, got[0]
+
+    return over_s3(moto, [ours, theirs], check)
+
+
+def s3_whole(moto, url, path, size, digest):
+    """The whole object: a new StreamCache(url, connections=8, fetch_span=size/8) read through
+    reader() to its end with readinto a 1 MiB bytearray, against s3fs's fs.cat (a new
+    S3FileSystem each run). One span per connection: moto reads the whole object for every
+    range request, so that streamcache's default 4 MiB spans would cost moto 64 whole reads.
+    See over_s3 for what it returns."""
+    buf = bytearray(MIB)
+    span = -(-size // CONNECTIONS)
+
+    def ours():
+        cache = streamcache.StreamCache(url, options=moto.options(), connections=CONNECTIONS,
+                                        fetch_span=span)
+        assert drain(cache.reader(), buf) == size
+        return cache  # for check: its bytes hashed untimed
+
+    def theirs():
+        return moto.filesystem().cat(path)
+
+    def check(i, got):
+        h = hashlib.sha256()
+        if i == 0:
+            for offset in range(0, size, MIB):
+                h.update(got[offset : min(offset + MIB, size)])
+        else:
+            h.update(got)
+        assert h.hexdigest() == digest
+
+    return over_s3(moto, [ours, theirs], check)
+
+
+def s3_rows(row, s3_mib):
+    """The S3 rows on a private moto_server holding a zip of `s3_mib` MiB in 64 stored entries,
+    uploaded in 16 MiB parts; returns their context line (what moto sent), or why they were
+    skipped."""
+    binary = s3.find()
+    reason = None
+    try:
+        import s3fs
+    except ImportError as e:
+        reason = f"{e} (pip install s3fs boto3, or python/bench/install-deps)"
+    if binary is None:
+        reason = "moto_server is not installed (scripts/object-servers, or $MOTO_SERVER)"
+    if reason:
+        print(f"  S3 rows skipped: {reason}.", file=sys.stderr)
+        return f"S3 rows skipped: {reason}."
+
+    cleared = s3.clear_aws_env()  # before any client: only our endpoint and credentials
+    data = io.BytesIO()
+    name, last_digest = make_zip(data, s3_mib * MIB, entries=S3_ENTRIES)
+    data = data.getvalue()
+    size = len(data)
+    digest = hashlib.sha256(data).hexdigest()
+    url, path = f"s3://{S3_BUCKET}/{S3_OBJECT}", f"{S3_BUCKET}/{S3_OBJECT}"
+    with s3.Moto(binary) as moto:
+        parts = moto.upload(S3_BUCKET, S3_OBJECT, data, S3_PART)
+        del data
+
+        (o, t), zip_sent = s3_zip_last_entry(moto, url, path, name, last_digest)
+        row(f"zipfile entry list + last entry of an S3 object on moto, {s3_mib} MiB: "
+            f"StreamCache(s3://, defer_fill=True).reader()", "s", o, t,
+            "s3fs open + zipfile", 1.0, lower_is_better=True)
+        (o, t), whole_sent = s3_whole(moto, url, path, size, digest)
+        row(f"whole S3 object on moto, {s3_mib} MiB: StreamCache(s3://, connections={CONNECTIONS}, "
+            f"fetch_span=len/{CONNECTIONS}) through reader() (1 MiB readinto)", "s", o, t,
+            "s3fs cat", 1.0, lower_is_better=True)
+
+    most = max(zip_sent[0])
+    return (f"On S3: moto {s3.version(binary)} (moto_server on 127.0.0.1, behind a counting TCP "
+            f"proxy every client uses; AWS_* cleared ({cleared} set before); static credentials), "
+            f"s3fs {_version('s3fs')} (botocore {_version('botocore')}; its defaults: readahead "
+            f"cache, {s3fs.S3FileSystem.default_block_size / MIB:.0f} MiB blocks); a "
+            f"{size / MIB:.1f} MiB zip of {S3_ENTRIES} stored entries, uploaded with boto3 in "
+            f"{parts} parts ({S3_PART // MIB} MiB, the last one shorter). Both timed from the client's construction to "
+            f"the last byte; every run's bytes checked (sha256), untimed. moto sent, per run "
+            f"(headers included): zipfile streamcache {per_run(zip_sent[0], size, 'object')}, "
+            f"s3fs {per_run(zip_sent[1], size, 'object')}; streamcache's most, {most} bytes, is "
+            f"{most / size:.2%} of the object: under the 2% target: {'yes' if most < 0.02 * size else 'NO'}; whole object streamcache "
+            f"{per_run(whole_sent[0], size, 'object')}, s3fs {per_run(whole_sent[1], size, 'object')}.")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=256, help="stream size of rows 1-3 (MiB)")
@@ -395,7 +540,10 @@ def main():
     parser.add_argument("--reads", type=int, default=20_000, help="random reads in row 2")
     parser.add_argument("--url-mib", type=int, default=256, help="zip size of the URL rows (MiB)")
     parser.add_argument("--rate", default="50m", help="nginx's limit_rate per response (nginx units: 50m = 50 MiB/s)")
-    parser.add_argument("--url-only", action="store_true", help="only the URL rows")
+    parser.add_argument("--s3-mib", type=int, default=256, help="zip size of the S3 rows (MiB)")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--url-only", action="store_true", help="only the URL rows")
+    only.add_argument("--s3-only", action="store_true", help="only the S3 rows")
     args = parser.parse_args()
     total = args.mib * MIB
     hash_total = args.hash_mib * MIB
@@ -411,7 +559,7 @@ def main():
 
     gib = 1 << 30
     context = []
-    if not args.url_only:
+    if not (args.url_only or args.s3_only):
         seq, filler, buf021 = sequential(total)
         row(f"generator 64 KiB chunks, read(off, 1 MiB), {args.mib} MiB", "GiB/s", seq / gib, filler / gib,
             "Rust filler alone (bytes source)", 0.8)
@@ -427,12 +575,16 @@ def main():
                        f"{buf021 / gib:.3f} GiB/s (streamcache {seq / buf021:.2f}×); sha256 of plain "
                        f"bytes scales {scaling:.2f}× from 1 to 4 threads; load average {_loadavg()}.")
 
-    binary = nginx.find()
-    if binary is None:
-        url_context = "URL rows skipped: nginx is not installed (apt-get install nginx)."
-        print(f"  {url_context}", file=sys.stderr)
-    else:
-        url_context = url_rows(binary, args.url_mib, args.rate, row)
+    if not args.s3_only:
+        binary = nginx.find()
+        if binary is None:
+            url_context = "URL rows skipped: nginx is not installed (apt-get install nginx)."
+            print(f"  {url_context}", file=sys.stderr)
+        else:
+            url_context = url_rows(binary, args.url_mib, args.rate, row)
+        context.append(url_context)
+    if not args.url_only:
+        context.append(s3_rows(row, args.s3_mib))
 
     print(f"streamcache Python benchmark — Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     print()
@@ -445,7 +597,7 @@ def main():
     print()
     print("Ratios: streamcache's rate over the baseline's; for a time in s, the baseline's time over "
           "streamcache's.")
-    for line in context + [url_context]:
+    for line in context:
         print(line)
 
 
