@@ -68,7 +68,8 @@ impl Shared {
                 if role == crate::dir::Role::Writer {
                     entry.begin_writing(&shared.mark);
                 } else {
-                    entry.mirror_now(&shared.mark);
+                    // What the entry has is readable before the first read.
+                    entry.mirror(&shared.mark);
                 }
                 shared.entry = Some(entry);
                 fixed

@@ -38,7 +38,7 @@ impl Entry {
     pub(crate) fn begin_writing(&self, _mark: &Watermark) {
         match *self {}
     }
-    pub(crate) fn mirror_now(&self, _mark: &Watermark) {
+    pub(crate) fn mirror(&self, _mark: &Watermark) {
         match *self {}
     }
 }

@@ -4,7 +4,7 @@
 //! 0     magic, version, block size, len, data offset, map words, key and validator lengths,
 //!       and a checksum of all of them and of the key and validator: written once, at creation
 //! 128   the live words, atomics every process shares through its mapping:
-//!       publish (the futex a publish bumps), request (the futex a request bumps), complete,
+//!       publish (the futex a publish bumps), request (the futex a request bumps),
 //!       sealed, the span map's checksum (valid while sealed), the writer's boot, requests
 //! 1024  the key, then the validator
 //! 4096  the span map: one bit per block of 64 KiB, set once the block is written (the last
@@ -74,8 +74,6 @@ pub(crate) struct Live {
     pub(crate) publish: AtomicU32,
     /// Bumped (and woken) when a request is posted.
     pub(crate) request: AtomicU32,
-    /// 1 once every byte is present.
-    pub(crate) complete: AtomicU32,
     /// 1 while `map_sum` is the span map's checksum (no writer is writing).
     pub(crate) sealed: AtomicU32,
     pub(crate) map_sum: AtomicU64,

@@ -30,7 +30,7 @@ use crate::shared::Shared;
 use crate::sync::Mutex;
 use crate::watermark::Watermark;
 pub(crate) use layout::BLOCK;
-use layout::{Layout, Live, REQUEST_SLOTS};
+use layout::{Layout, Live};
 use memmap2::MmapRaw;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -211,18 +211,14 @@ impl Entry {
             }
         }
         if changed {
-            let live = self.view.live();
-            if mark.available() == layout.len {
-                live.complete.store(1, Ordering::Release);
-            }
-            protocol::announce(&live.publish, &Futex);
+            protocol::announce(&self.view.live().publish, &Futex);
         }
     }
 
     /// Publishes in `mark` every block the span map has that this process's watermark does
     /// not yet: a reader's view of the writer's progress, and a new writer's of its
     /// predecessors'. Only the mirror writes a reader's watermark.
-    fn mirror(&self, mark: &Watermark) {
+    pub(crate) fn mirror(&self, mark: &Watermark) {
         let layout = &self.view.layout;
         let mut mirrored = self.mirrored.lock();
         let mut runs: Vec<(u64, u64)> = Vec::new();
@@ -250,11 +246,6 @@ impl Entry {
                 }
             }
         }
-    }
-
-    /// A reader at open: what the entry has is readable before the first read.
-    pub(crate) fn mirror_now(&self, mark: &Watermark) {
-        self.mirror(mark);
     }
 
     /// A reader whose writer is gone (its lock free): may become the writer.
@@ -374,7 +365,6 @@ fn reader_step(shared: &Shared, entry: &Entry) -> Step {
 /// stream as a read of this process would ask (`ranged::request`).
 fn serve_requests(shared: &Arc<Shared>, entry: &Entry, done: &AtomicBool) {
     let live = entry.view.live();
-    let _ = REQUEST_SLOTS;
     while !done.load(Ordering::Acquire) && shared.mark.is_filling() && shared.cancel.check().is_ok()
     {
         protocol::round(&live.request, &Futex, || {
