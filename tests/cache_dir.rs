@@ -597,3 +597,65 @@ fn a_wait_in_one_process_is_woken_by_a_publish_in_another() {
     assert!(report.ok && report.delivered == 0, "{report:?}");
     drop(writer);
 }
+
+/// The `VmFlags` of every mapping of this process whose file is a `.entry` in `dir`.
+#[cfg(target_os = "linux")]
+fn entry_mapping_flags(dir: &Path) -> Vec<String> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let dir = dir.canonicalize().unwrap();
+    let mut flags = Vec::new();
+    let mut in_entry = false;
+    for line in smaps.lines() {
+        if let Some(vm) = line.strip_prefix("VmFlags:") {
+            if in_entry {
+                flags.push(vm.trim().to_owned());
+            }
+        } else if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|a| a.contains('-'))
+        {
+            // A mapping's first line: `start-end perms offset dev inode [path]`.
+            let path = line.split_whitespace().nth(5).map(Path::new);
+            in_entry = path.is_some_and(|p| {
+                p.starts_with(&dir) && p.extension().is_some_and(|e| e == "entry")
+            });
+        }
+    }
+    flags
+}
+
+/// The writer of a new entry maps it for huge pages, so that its write faults fill the page
+/// cache with 2 MiB folios that other processes' reads map whole; a reader's mapping is not
+/// advised (a fault on a cold page cache would then read 4 MiB). Where the kernel has no
+/// transparent huge pages there is no advice to see.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_new_entry_is_advised_huge_pages_in_its_writer_only() {
+    if !Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+        eprintln!("skipped: this kernel has no transparent huge pages");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let len = 8 * MIB;
+    let (writer, _) = cache(dir.path(), "huge", len, Duration::ZERO);
+    writer.wait_complete().unwrap();
+    let (reader, reader_sent) = cache(dir.path(), "huge", len, Duration::ZERO);
+    assert!(is_pattern(len - MIB, reader.slice(len - MIB..).unwrap()));
+    assert_eq!(
+        reader_sent.load(Ordering::SeqCst),
+        0,
+        "the second is a reader"
+    );
+    let mut flags = entry_mapping_flags(dir.path());
+    flags.sort_by_key(|f| !f.split_whitespace().any(|f| f == "hg"));
+    let huge: Vec<bool> = flags
+        .iter()
+        .map(|f| f.split_whitespace().any(|f| f == "hg"))
+        .collect();
+    assert_eq!(
+        huge,
+        [true, false],
+        "the writer's mapping advised huge, the reader's not: {flags:?}"
+    );
+}

@@ -55,7 +55,8 @@ pub use shared_entry::{
 };
 pub use source::{expected_sum, fold, fold_bufread, fold_read, GenStream, Generator, CHUNK};
 pub use sys::{
-    cores, free_space, is_tmpfs, loadavg, mem_available, rss_anon_kb, thread_cpu_time, ThreadUsage,
+    cores, file_pmd_mapped_kib, free_space, is_tmpfs, loadavg, mem_available, rss_anon_kb,
+    thread_cpu_time, ThreadUsage,
 };
 pub use throughput::{sequential, stream_group, Run};
 pub use wake_latency::{quantile, wake_latencies, WakeTarget, WAKE_CHUNK};

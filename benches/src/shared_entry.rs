@@ -199,6 +199,8 @@ pub fn shared_child(args: &[String]) -> io::Result<()> {
             let open = since(start);
             let ((first, sum), first_use) = ThreadUsage::of(|| read_complete(&cache, len));
             check_sum("child, first pass", sum?, expected)?;
+            // Read after the first pass: how much of the entry its faults mapped huge.
+            let huge_kib = crate::file_pmd_mapped_kib();
             let ((second, sum), second_use) = ThreadUsage::of(|| read_complete(&cache, len));
             check_sum("child, second pass", sum?, expected)?;
             if delivered.load(Ordering::Relaxed) != 0 {
@@ -207,12 +209,14 @@ pub fn shared_child(args: &[String]) -> io::Result<()> {
                 ));
             }
             println!(
-                "shared-read {} {} {} {} {}",
+                "shared-read {} {} {} {} {} {}",
                 open.as_nanos(),
                 first.as_nanos(),
                 second.as_nanos(),
                 first_use.minor_faults,
-                second_use.minor_faults
+                second_use.minor_faults,
+                // The kernel's own "no huge mappings" is 0; one that does not say is u64::MAX.
+                huge_kib.unwrap_or(u64::MAX)
             );
         }
         ("wake", [step, sum]) => {
@@ -321,11 +325,13 @@ fn reap(mut child: Child) -> io::Result<()> {
 // --- 1. a complete entry, read here and in another process -----------------------------------
 
 /// A complete entry of the generated stream of `len` bytes, made by this process (its
-/// writer): the cache, kept open by the caller while the others read.
-pub fn complete_entry(dir: &Path, key: &str, len: u64) -> io::Result<StreamCache> {
+/// writer): the cache, kept open by the caller while the others read, and the time from the
+/// open to the last byte in the entry (the writer's fill).
+pub fn complete_entry(dir: &Path, key: &str, len: u64) -> io::Result<(StreamCache, Duration)> {
+    let start = monotonic_ns();
     let cache = shared_cache(dir, key, len, 0.0, &Arc::new(AtomicU64::new(0)))?;
     cache.wait_complete()?;
-    Ok(cache)
+    Ok((cache, since(start)))
 }
 
 /// Folds every byte of the complete `cache` through `slice` in [`PIECE`]s: the time and the
@@ -369,6 +375,9 @@ pub struct ChildRead {
     /// The minor page faults of each fold.
     pub first_faults: u64,
     pub second_faults: u64,
+    /// The KiB of files the child mapped with huge (PMD) entries after its first fold
+    /// (`FilePmdMapped`), where the kernel says.
+    pub huge_kib: Option<u64>,
 }
 
 /// Starts a child that opens the complete entry `key` of `dir` and folds it twice.
@@ -379,12 +388,13 @@ pub fn read_in_child(dir: &Path, key: &str, len: u64, expected: u64) -> io::Resu
     let line = line_of(&mut child, &mut out, "shared-read")?;
     reap(child)?;
     match numbers(&line)?[..] {
-        [open, first, second, first_faults, second_faults] => Ok(ChildRead {
+        [open, first, second, first_faults, second_faults, huge_kib] => Ok(ChildRead {
             open: Duration::from_nanos(open),
             first: Duration::from_nanos(first),
             second: Duration::from_nanos(second),
             first_faults,
             second_faults,
+            huge_kib: (huge_kib != u64::MAX).then_some(huge_kib),
         }),
         _ => Err(other(format!("bad child line {line:?}"))),
     }

@@ -120,3 +120,17 @@ impl ThreadUsage {
         }
     }
 }
+
+/// The KiB of files this process maps with huge (PMD) entries now, from
+/// `/proc/self/smaps_rollup`'s `FilePmdMapped`; `None` where the kernel does not say.
+pub fn file_pmd_mapped_kib() -> Option<u64> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    rollup
+        .lines()
+        .find_map(|line| line.strip_prefix("FilePmdMapped:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}

@@ -117,7 +117,7 @@ fn attach(
     if !still_at(&entry, path)? || entry.metadata()?.len() != layout.file_len() {
         return Ok(None);
     }
-    let map = map(&entry, layout)?;
+    let map = map(&entry, layout, false)?;
     let keys = layout::key_bytes(wanted.key, wanted.validator);
     // SAFETY: the mapping is at least one page long (`file_len` > the header page) and lives
     // until `map` drops, after these borrows. Both ranges are the header's fixed part and its
@@ -166,18 +166,33 @@ fn create(path: &Path, layout: &Layout, wanted: &Wanted<'_>) -> io::Result<(File
     let entry = temp
         .persist(path)
         .map_err(|e| named(e.error, "rename into", dir))?;
-    let map = map(&entry, layout)?;
+    let map = map(&entry, layout, true)?;
     Ok((entry, map))
 }
 
-fn map(file: &File, layout: &Layout) -> io::Result<MmapRaw> {
+/// Maps the entry `file`. A `new` entry, whose every byte this process is about to write
+/// through the mapping, is advised huge pages (Linux): its write faults then fill the page
+/// cache with 2 MiB folios, which every other process's read faults map whole. A new process
+/// reading a complete 256 MiB entry took 532 faults and read at 0.85-0.92x the writer's
+/// process's rate; with the advice, 190 faults and 0.95-0.98x, and the fill itself no slower
+/// (the report's (p)). Readers are not advised: in them the advice would make each fault on a
+/// cold page cache read two 2 MiB folios, where a reader of a zip's directory wants 64 KiB.
+fn map(file: &File, layout: &Layout, new: bool) -> io::Result<MmapRaw> {
     let len = usize::try_from(layout.file_len()).map_err(|_| {
         io::Error::new(
             io::ErrorKind::OutOfMemory,
             "the entry is too long to map into this address space",
         )
     })?;
-    MmapOptions::new().len(len).map_raw(file)
+    let map = MmapOptions::new().len(len).map_raw(file)?;
+    #[cfg(target_os = "linux")]
+    if new {
+        // Advice only: a kernel or filesystem without huge folios maps the same bytes.
+        let _ = map.advise(memmap2::Advice::HugePage);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = new;
+    Ok(map)
 }
 
 fn named(e: io::Error, what: &str, path: &Path) -> io::Error {

@@ -78,10 +78,13 @@ fn complete_read(opts: &Opts, report: &mut Report) {
     const THERE: &str = "complete entry: read in another process";
     let target = "(p) another process reads a complete entry >= 0.9 × as fast as the writer's";
     let len = READ_LEN;
-    let run = || -> io::Result<((Duration, u64), ChildRead)> {
+    let run = || -> io::Result<(Duration, (Duration, u64), ChildRead)> {
         let dir = tempdir(opts)?;
         let expected = streamcache_benches::expected_sum(len);
-        let cache = complete_entry(dir.path(), "complete", len)?;
+        // The fill meets memory the host has backed, as every other timed fill of the report.
+        streamcache_benches::prewarm(opts.prewarm)?;
+        let (cache, fill) = complete_entry(dir.path(), "complete", len)?;
+        println!("  the writer's fill: {:.1} ms", ms(fill));
         let mut here: Option<(Duration, u64)> = None;
         let mut there: Option<ChildRead> = None;
         for rep in 0..opts.reps {
@@ -89,11 +92,13 @@ fn complete_read(opts: &Opts, report: &mut Report) {
             let t = read_in_child(dir.path(), "complete", len, expected)?;
             println!(
                 "  rep {rep}: writer's process {:.1} ms ({} minor faults); another process \
-                 {:.1} ms ({} minor faults; its second pass {:.1} ms, {} faults; open {:.1} ms)",
+                 {:.1} ms ({} minor faults, {} KiB mapped huge; its second pass {:.1} ms, {} \
+                 faults; open {:.1} ms)",
                 ms(h.0),
                 h.1,
                 ms(t.first),
                 t.first_faults,
+                t.huge_kib.map_or("?".to_owned(), |k| k.to_string()),
                 ms(t.second),
                 t.second_faults,
                 ms(t.open)
@@ -105,12 +110,24 @@ fn complete_read(opts: &Opts, report: &mut Report) {
                 there = Some(t);
             }
         }
-        Ok((here.expect("reps >= 1"), there.expect("reps >= 1")))
+        Ok((fill, here.expect("reps >= 1"), there.expect("reps >= 1")))
     };
     match run() {
-        Ok(((here, here_faults), there)) => {
+        Ok((fill, (here, here_faults), there)) => {
             let rate = |d: Duration| len as f64 / d.as_secs_f64();
             let ratio = rate(there.first) / rate(here);
+            report.rows.push(
+                Row::new("p", "complete entry: the writer's fill", Some(1), "GiB/s")
+                    .value(rate(fill))
+                    .note(format!(
+                        "{} MiB from an unpaced generated source into a new entry, one run",
+                        len >> 20
+                    )),
+            );
+            let huge = match there.huge_kib {
+                Some(kib) => format!("{} MiB of it mapped huge", kib >> 10),
+                None => "huge mappings not reported".to_owned(),
+            };
             report.rows.push(
                 Row::new("p", HERE, Some(1), "GiB/s")
                     .value(rate(here))
@@ -124,8 +141,8 @@ fn complete_read(opts: &Opts, report: &mut Report) {
                     .value(rate(there.first))
                     .limit("writer's", rate(here))
                     .note(format!(
-                        "its first pass, {} minor faults; its second {} ({} faults); open {:.1} \
-                         ms",
+                        "its first pass, {} minor faults, {huge}; its second {} ({} faults); \
+                         open {:.1} ms",
                         there.first_faults,
                         gib_s(rate(there.second)),
                         there.second_faults,
