@@ -617,6 +617,66 @@ fn a_disk_filled_mid_fill_faults_neither_writer_nor_reader() {
     assert_eq!(err.kind(), io::ErrorKind::StorageFull, "{err}");
 }
 
+/// `connections` apply to the writer of a shared entry: its fill runs over that many
+/// connections at once, every byte is sent once, and a reader in another process reads them.
+#[test]
+fn connections_apply_to_the_writer_of_a_shared_entry() {
+    use std::sync::atomic::AtomicUsize;
+    /// A part of the source, counted among the open ones while it lives.
+    struct Open {
+        part: PatternPart,
+        open: Arc<AtomicUsize>,
+    }
+    impl Read for Open {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.part.read(buf)
+        }
+    }
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.open.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let len = 8 * MIB + 999;
+    let delivered = Arc::new(AtomicU64::new(0));
+    let open = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (delivered, open, most) = (delivered.clone(), open.clone(), most.clone());
+        builder(dir.path(), "lanes")
+            .connections(4)
+            .spawn_ranged(len, move |range: Range<u64>| {
+                let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                Ok(Open {
+                    part: PatternPart {
+                        at: range.start,
+                        end: range.end,
+                        // 20 000 bytes a millisecond: a span takes 13 ms, the whole 0.4 s
+                        // over one connection.
+                        pace: Duration::from_millis(1),
+                        delivered: Arc::clone(&delivered),
+                    },
+                    open: Arc::clone(&open),
+                })
+            })
+            .unwrap()
+    };
+    wait_for_entry(dir.path());
+    let reader = report_of(spawn_child(dir.path(), "lanes", len, Duration::ZERO, "all"));
+    assert!(reader.ok, "the reader's bytes: {reader:?}");
+    assert_eq!(
+        reader.delivered, 0,
+        "the reader fetched nothing: {reader:?}"
+    );
+    writer.wait_complete().unwrap();
+    assert!(is_pattern(0, writer.slice(..).unwrap()));
+    assert_eq!(most.load(Ordering::SeqCst), 4, "four connections at once");
+    let sent = delivered.load(Ordering::SeqCst);
+    assert!(sent <= len + 4 * SPAN, "{sent} bytes sent for {len}");
+}
+
 /// Two caches of one key in one process: the second is a reader of the first's entry (the
 /// locks are per open file, so a process can be both); its far read is fetched by the writer.
 /// Dropping every handle ends every thread of both, writer and reader, mid-fill.
