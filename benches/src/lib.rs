@@ -51,7 +51,7 @@ pub use ranged::{
 #[cfg(unix)]
 pub use shared_entry::{
     complete_entry, monotonic_ns, race, read_in_child, read_in_process, shared_child, wake_run,
-    ChildRead, RaceRun, WakeRun, PIECE, SHARED_CHILD,
+    ChildRead, RaceRun, Waiters, WakeRun, PIECE, SHARED_CHILD,
 };
 pub use source::{expected_sum, fold, fold_bufread, fold_read, GenStream, Generator, CHUNK};
 pub use sys::{

@@ -6,8 +6,8 @@
 //!    `slice(..)` in [`PIECE`]s, in the writer's process and in a new process that opens the
 //!    same key (and finds the entry complete).
 //! 2. [`wake_run`]: the writer's paced source stamps each chunk as it returns it; a thread
-//!    of the writer's process and a child process each wait for every next chunk and stamp
-//!    their wake.
+//!    of the writer's process or a child process (each alone, or both at once) waits for
+//!    every next chunk and stamps its wake.
 //! 3. [`race`]: `n` processes started together (on a go line on their stdin, once all are
 //!    up) open one fresh key over a paced source and read every byte; the time from the go to
 //!    the last one's last byte.
@@ -402,7 +402,8 @@ pub fn read_in_child(dir: &Path, key: &str, len: u64, expected: u64) -> io::Resu
 
 // --- 2. wake latency, in the writer's process and in another -------------------------------
 
-/// Per chunk, from the source's return of it to a waiter's wake.
+/// Per chunk, from the source's return of it to a waiter's wake (empty for a waiter the run
+/// did not have).
 #[derive(Debug, Clone)]
 pub struct WakeRun {
     /// A thread of the writer's process.
@@ -411,9 +412,24 @@ pub struct WakeRun {
     pub cross_process: Vec<Duration>,
 }
 
+/// Who waits in a [`wake_run`]: one waiter alone (its wake measured without the other's
+/// thread competing for the CPUs), or both at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiters {
+    InProcess,
+    CrossProcess,
+    Both,
+}
+
 /// The writer (this process) over a source that returns one `chunk` every `pace`, `chunks`
-/// of them; a thread here and a child process each wait for every next chunk.
-pub fn wake_run(dir: &Path, chunks: u64, chunk: u64, pace: Duration) -> io::Result<WakeRun> {
+/// of them; a thread here, a child process, or both, each wait for every next chunk.
+pub fn wake_run(
+    dir: &Path,
+    chunks: u64,
+    chunk: u64,
+    pace: Duration,
+    waiters: Waiters,
+) -> io::Result<WakeRun> {
     let key = "wake";
     let len = chunks * chunk;
     let gate = Arc::new(Gate::default());
@@ -438,38 +454,59 @@ pub fn wake_run(dir: &Path, chunks: u64, chunk: u64, pace: Duration) -> io::Resu
             })?
     };
     let expected = crate::expected_sum(len);
-    let mut child = spawn_child(
-        "wake",
-        dir,
-        key,
-        len,
-        &[chunk.to_string(), expected.to_string()],
-    )?;
-    drop(child.stdin.take());
-    let mut out = BufReader::new(child.stdout.take().expect("piped"));
-    let result = std::thread::scope(|scope| -> io::Result<(Vec<u64>, String)> {
-        line_of(&mut child, &mut out, "ready")?;
-        let here = scope.spawn(|| wait_each(&writer, len, chunk));
-        // Both waiters parked before the first chunk.
+    let mut child = match waiters {
+        Waiters::InProcess => None,
+        Waiters::CrossProcess | Waiters::Both => {
+            let mut child = spawn_child(
+                "wake",
+                dir,
+                key,
+                len,
+                &[chunk.to_string(), expected.to_string()],
+            )?;
+            drop(child.stdin.take());
+            let out = BufReader::new(child.stdout.take().expect("piped"));
+            Some((child, out))
+        }
+    };
+    let result = std::thread::scope(|scope| -> io::Result<(Vec<u64>, Option<String>)> {
+        if let Some((child, out)) = child.as_mut() {
+            line_of(child, out, "ready")?;
+        }
+        let here = (waiters != Waiters::CrossProcess)
+            .then(|| scope.spawn(|| wait_each(&writer, len, chunk)));
+        // Every waiter parked before the first chunk.
         std::thread::sleep(Duration::from_millis(50));
         gate.open();
-        let line = line_of(&mut child, &mut out, "shared-wakes");
-        let here = here
-            .join()
-            .map_err(|_| other("the in-process waiter panicked"))??;
-        Ok((here, line?))
+        let line = child
+            .as_mut()
+            .map(|(child, out)| line_of(child, out, "shared-wakes"));
+        let here = match here {
+            Some(here) => here
+                .join()
+                .map_err(|_| other("the in-process waiter panicked"))??,
+            None => Vec::new(),
+        };
+        Ok((here, line.transpose()?))
     });
     let (here, line) = match result {
         Ok(r) => r,
         Err(e) => {
             gate.open(); // Lets the writer's filler end.
-            let _ = child.kill();
-            let _ = child.wait();
+            if let Some((mut child, _)) = child {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
             return Err(e);
         }
     };
-    reap(child)?;
-    let there = numbers(&line)?;
+    let there = match (child, line) {
+        (Some((child, _)), Some(line)) => {
+            reap(child)?;
+            numbers(&line)?
+        }
+        _ => Vec::new(),
+    };
     let stamps = stamps.lock().unwrap().clone();
     let latencies = |wakes: &[u64], who: &str| -> io::Result<Vec<Duration>> {
         if wakes.len() as u64 != chunks {
@@ -494,9 +531,16 @@ pub fn wake_run(dir: &Path, chunks: u64, chunk: u64, pace: Duration) -> io::Resu
         }
         Ok(out)
     };
+    let measured = |wakes: &[u64], who: &str, had: bool| {
+        if had {
+            latencies(wakes, who)
+        } else {
+            Ok(Vec::new())
+        }
+    };
     Ok(WakeRun {
-        in_process: latencies(&here, "in-process")?,
-        cross_process: latencies(&there, "cross-process")?,
+        in_process: measured(&here, "in-process", waiters != Waiters::CrossProcess)?,
+        cross_process: measured(&there, "cross-process", waiters != Waiters::InProcess)?,
     })
 }
 

@@ -43,7 +43,7 @@ pub(crate) fn processes(opts: &Opts, report: &mut Report) -> io::Result<()> {
         "(p) cache_dir",
         format!(
             "a temp dir in {}; (1) a complete {} MiB entry, best of {}; (2) {} chunks of {} \
-             KiB every {} ms; (3) {} MiB at {:.0} MiB/s, 1 process against {}, best of {}",
+             KiB every {} ms, each waiter alone, then both; (3) {} MiB at {:.0} MiB/s, 1 process against {}, best of {}",
             opts.temp_dir.display(),
             READ_LEN >> 20,
             opts.reps,
@@ -169,32 +169,45 @@ fn complete_read(opts: &Opts, report: &mut Report) {
     }
 }
 
-/// (2) Wake latency: a thread of the writer's process and a reader in another process.
+/// (2) Wake latency: a thread of the writer's process and a reader in another process, each
+/// alone with the writer (on two cores, a second waiter woken by the same publish waits for a
+/// CPU: the one woken second would pay for the other), then both at once, for the record.
 #[cfg(unix)]
 fn wake(opts: &Opts, report: &mut Report) {
-    use streamcache_benches::{quantile, wake_run};
+    use streamcache_benches::{quantile, wake_run, Waiters};
     const HERE: &str = "wake: a thread of the writer's process";
     const THERE: &str = "wake: a reader in another process";
+    const BOTH: &str = "wake: both at once, another process's";
     let target = "(p) cross-process median wake <= 2 × in-process";
-    let run = || {
+    let run = |waiters| {
         let dir = tempdir(opts)?;
-        wake_run(dir.path(), WAKE_CHUNKS, WAKE_CHUNK, WAKE_PACE)
+        wake_run(dir.path(), WAKE_CHUNKS, WAKE_CHUNK, WAKE_PACE, waiters)
     };
-    match run() {
-        Ok(mut run) => {
-            let us = |d: std::time::Duration| d.as_nanos() as f64 / 1e3;
-            let stats = |lat: &mut [std::time::Duration]| {
-                (
-                    us(quantile(lat, 0.5)),
-                    us(quantile(lat, 0.9)),
-                    us(quantile(lat, 0.99)),
-                )
-            };
-            let (here, here90, here99) = stats(&mut run.in_process);
-            let (there, there90, there99) = stats(&mut run.cross_process);
+    let us = |d: std::time::Duration| d.as_nanos() as f64 / 1e3;
+    let stats = |lat: &mut [std::time::Duration]| {
+        (
+            us(quantile(lat, 0.5)),
+            us(quantile(lat, 0.9)),
+            us(quantile(lat, 0.99)),
+        )
+    };
+    let runs = (|| {
+        Ok::<_, io::Error>((
+            run(Waiters::InProcess)?,
+            run(Waiters::CrossProcess)?,
+            run(Waiters::Both)?,
+        ))
+    })();
+    match runs {
+        Ok((mut alone_here, mut alone_there, mut both)) => {
+            let (here, here90, here99) = stats(&mut alone_here.in_process);
+            let (there, there90, there99) = stats(&mut alone_there.cross_process);
+            let (both_here, _, _) = stats(&mut both.in_process);
+            let (both_there, both_there90, both_there99) = stats(&mut both.cross_process);
             println!(
-                "  in-process median {here:.1} µs (p90 {here90:.1}, p99 {here99:.1}); \
-                 cross-process median {there:.1} µs (p90 {there90:.1}, p99 {there99:.1})"
+                "  alone: in-process median {here:.1} µs (p90 {here90:.1}, p99 {here99:.1}); \
+                 cross-process median {there:.1} µs (p90 {there90:.1}, p99 {there99:.1}); \
+                 both at once: {both_here:.1} µs and {both_there:.1} µs"
             );
             let what = format!(
                 "from the source's return of a {} KiB chunk to wait_for's return, {} chunks",
@@ -204,23 +217,36 @@ fn wake(opts: &Opts, report: &mut Report) {
             report.rows.push(
                 Row::new("p", HERE, Some(1), "µs median")
                     .value(here)
-                    .note(format!("p90 {here90:.1} µs, p99 {here99:.1} µs; {what}")),
+                    .note(format!(
+                        "alone; p90 {here90:.1} µs, p99 {here99:.1} µs; {what}"
+                    )),
             );
             report.rows.push(
                 Row::new("p", THERE, Some(1), "µs median")
                     .value(there)
                     .limit("in-process", here)
                     .note(format!(
-                        "p90 {there90:.1} µs ({:.2}× in-process p90), p99 {there99:.1} µs",
+                        "alone; p90 {there90:.1} µs ({:.2}× in-process p90), p99 {there99:.1} µs",
                         there90 / here90
+                    )),
+            );
+            report.rows.push(
+                Row::new("p", BOTH, Some(2), "µs median")
+                    .value(both_there)
+                    .limit("its in-process", both_here)
+                    .note(format!(
+                        "both woken by each publish on {} cores; p90 {both_there90:.1} µs, p99 \
+                         {both_there99:.1} µs",
+                        streamcache_benches::cores()
                     )),
             );
             report.verdict(
                 target.to_owned(),
                 format!(
-                    "{there:.1} µs vs {:.1} µs ({:.2}×)",
+                    "{there:.1} µs vs {:.1} µs ({:.2}×); both at once {:.2}×",
                     2.0 * here,
-                    there / here
+                    there / here,
+                    both_there / both_here
                 ),
                 Some(there <= 2.0 * here),
             );
