@@ -65,6 +65,9 @@ struct Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         self.shared.cancel.cancel();
+        if let Some(entry) = &self.shared.entry {
+            entry.kick(); // A quiet mirror thread sees the cancellation now.
+        }
     }
 }
 
@@ -419,8 +422,7 @@ impl StreamCache {
         self.spin_for(offset);
         Ok(self
             .shared()
-            .mark
-            .wait_until(offset, None)?
+            .wait_marked(0, offset, None)?
             .expect("an untimed wait ends decided"))
     }
 
@@ -570,7 +572,7 @@ impl StreamCache {
         crate::ranged::wait_on_prefix(self.shared(), offset);
         // A timeout too long to represent as an `Instant` means waiting as long as it takes.
         let deadline = Instant::now().checked_add(timeout);
-        self.shared().mark.wait_until(offset, deadline)
+        self.shared().wait_marked(0, offset, deadline)
     }
 
     /// Waits until every byte of `range` has arrived, or the stream has ended, or `timeout`
@@ -654,6 +656,7 @@ impl StreamCache {
     /// ```
     #[inline]
     pub fn available(&self) -> u64 {
+        self.shared().catch_up();
         self.shared().mark.available()
     }
 
@@ -673,6 +676,7 @@ impl StreamCache {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn present(&self) -> Vec<std::ops::Range<u64>> {
+        self.shared().catch_up();
         self.shared().mark.present()
     }
 
@@ -779,6 +783,7 @@ impl StreamCache {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn status(&self) -> Status {
+        self.shared().catch_up();
         self.shared().mark.status()
     }
 }

@@ -38,6 +38,9 @@ pub(crate) fn run_ranged(shared: Arc<Shared>) {
     if shared.entry.is_some() {
         // A shared entry: its writer fills it, its readers mirror it (`src/dir/`).
         finish(&shared, || crate::dir::run(&shared));
+        if let Some(entry) = &shared.entry {
+            entry.wake_waiters(); // Threads asleep on the entry's futex find it decided.
+        }
     } else {
         finish(&shared, || crate::ranged::fill(&shared));
     }

@@ -87,6 +87,9 @@ impl Shared {
         if start > end {
             return None;
         }
+        if end > self.mark.available() {
+            self.catch_up(); // A reader of a shared entry: the writer's last publishes.
+        }
         if end <= self.mark.available() || self.mark.run_end(start).is_some_and(|run| run >= end) {
             // SAFETY: `[start, end)` is present: below the mark just loaded with Acquire, or
             // in an island published under the lock `run_end` took (invariant 1: those bytes
@@ -137,18 +140,49 @@ impl Shared {
         deadline: Option<std::time::Instant>,
     ) -> io::Result<Option<u64>> {
         while let Some((missing, until)) = self.next_missing(start, end) {
-            match self.mark.wait_range(missing, until, deadline)? {
+            match self.wait_marked(missing, until, deadline)? {
                 None => return Ok(None),
                 Some(run) if run <= missing => break, // The stream ends before.
                 Some(_) => {}
             }
         }
+        self.wait_marked(start, end, deadline)
+    }
+
+    /// [`Watermark::wait_range`], or in a reader of a shared entry, the entry's own wait: the
+    /// thread sleeps on the writer's futex and mirrors what it publishes (`src/dir/`).
+    pub(crate) fn wait_marked(
+        &self,
+        start: u64,
+        end: u64,
+        deadline: Option<std::time::Instant>,
+    ) -> io::Result<Option<u64>> {
+        if let Some(entry) = self.entry.as_ref().filter(|entry| entry.is_reader()) {
+            if let Some(waited) = entry.wait(&self.mark, start, end, deadline) {
+                return waited;
+            }
+        }
         self.mark.wait_range(start, end, deadline)
+    }
+
+    /// In a reader of a shared entry, the writer's progress mirrored into the watermark first
+    /// (one load when there is none): before any look at what is present.
+    #[inline]
+    pub(crate) fn catch_up(&self) {
+        if let Some(entry) = &self.entry {
+            entry.catch_up(&self.mark);
+        }
     }
 }
 
 impl MarkHandle for Arc<Shared> {
     fn mark(&self) -> &Watermark {
         &self.mark
+    }
+
+    fn parked(&self) {
+        if let Some(entry) = &self.entry {
+            entry.parked();
+        }
     }
 }

@@ -14,6 +14,10 @@ use std::task::{Context, Poll};
 pub(crate) trait MarkHandle {
     /// The watermark to wait on.
     fn mark(&self) -> &Watermark;
+
+    /// The future registered its waker and is about to return `Pending`: whoever must publish
+    /// for it to be woken is told (a reader of a shared entry: its mirror thread).
+    fn parked(&self) {}
 }
 
 /// Resolves when `[start, target)` is present (for a wait from 0: `target` bytes are
@@ -67,6 +71,7 @@ impl<H: MarkHandle> Future for WaitFor<H> {
             WaitPoll::Ready(result) => Poll::Ready(result),
             WaitPoll::Pending(id) => {
                 this.registration = Some(id);
+                this.handle.parked();
                 Poll::Pending
             }
         }

@@ -432,7 +432,7 @@ impl Watermark {
 
     /// Without taking the lock: `Some` when the wait for `[start, target)` is already decided.
     #[inline]
-    fn try_ready(&self, start: u64, target: u64) -> Option<io::Result<u64>> {
+    pub(crate) fn try_ready(&self, start: u64, target: u64) -> Option<io::Result<u64>> {
         let mark = self.available();
         if mark >= target {
             return Some(Ok(mark));
@@ -512,6 +512,7 @@ impl Watermark {
     /// `Ok(Some(mark))` when the target is reached or the stream completed (then `mark` is the
     /// final length, possibly below `target`), or the stream failed at or past `target`;
     /// `Err` with the source's error when it failed before `target`; `Ok(None)` on timeout.
+    #[cfg_attr(not(streamcache_loom), allow(dead_code))] // The loom models' wait from 0.
     pub(crate) fn wait_until(
         &self,
         target: u64,
@@ -597,8 +598,9 @@ impl Watermark {
         self.deregister(&mut g, id);
     }
 
-    /// How many waiters are registered: the loom models check that none is left behind.
-    #[cfg(streamcache_loom)]
+    /// How many waiters are registered: the loom models check that none is left behind, and a
+    /// reader of a shared entry whether async waiters need its mirror thread (`src/dir/`).
+    #[cfg(any(unix, streamcache_loom))]
     pub(crate) fn waiter_count(&self) -> usize {
         self.waiters.lock().list.len()
     }

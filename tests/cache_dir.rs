@@ -80,7 +80,8 @@ fn is_pattern(offset: u64, bytes: &[u8]) -> bool {
 /// What a child does (`SC_CHILD`): `all` reads every byte; `tail` reads the last MiB only;
 /// `progress` reads in order and prints how far it got as it goes (for a kill to land
 /// mid-write); `wait` waits for the last byte for at most `SC_WAIT_MS`. Then one line:
-/// `RESULT delivered=D available=A ok=1` (`available` when the read returned).
+/// `RESULT delivered=D available=A ok=1` (`available` when the read returned). `async`:
+/// see [`async_waits_served`].
 #[test]
 fn child() {
     let Ok(what) = std::env::var("SC_CHILD") else {
@@ -116,6 +117,7 @@ fn child() {
             let got = cache.wait_for_timeout(len, limit).unwrap();
             (got.is_none(), cache.available())
         }
+        "async" => (async_waits_served(&cache, len), cache.available()),
         "hold" => {
             cache.wait_complete().unwrap();
             println!("HELD");
@@ -130,6 +132,54 @@ fn child() {
         delivered.load(Ordering::SeqCst),
         u8::from(ok)
     );
+}
+
+/// The `async` child, a reader whose writer starts once it prints `READY` on stderr: async
+/// waits are served however the process's blocking waits come and go. A thread that waits
+/// mirrors the entry by itself and the mirror thread keeps quiet meanwhile, so (1) an async
+/// wait that parks after the blocking wait returned must wake the mirror thread, and (2) the
+/// last blocking wait to return while an async one is parked must too. With the child's
+/// liveness step at 10 minutes, a wake-up missed in either shows as a wait past 30 s.
+fn async_waits_served(cache: &StreamCache, len: u64) -> bool {
+    use std::future::Future;
+    use std::task::{Context, Wake, Waker};
+    struct Signal(std::sync::Mutex<std::sync::mpsc::Sender<()>>);
+    impl Wake for Signal {
+        fn wake(self: Arc<Self>) {
+            let _ = self.0.lock().unwrap().send(());
+        }
+    }
+    type Wait = std::pin::Pin<Box<dyn Future<Output = io::Result<u64>>>>;
+    let (tx, woken) = std::sync::mpsc::channel();
+    let waker = Waker::from(Arc::new(Signal(std::sync::Mutex::new(tx))));
+    let mut cx = Context::from_waker(&waker);
+    // Polled until ready, each next poll after a wake-up: false if none came within 30 s.
+    let until_ready = |wait: &mut Wait, cx: &mut Context<'_>| {
+        while wait.as_mut().poll(cx).is_pending() {
+            if woken.recv_timeout(Duration::from_secs(30)).is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    eprintln!("READY");
+    // (1) The mirror thread goes quiet while this thread waits; then an async wait parks.
+    cache.wait_for(len / 4).unwrap();
+    let mut half: Wait = Box::pin(cache.wait_for_async(len / 2));
+    if !until_ready(&mut half, &mut cx) {
+        eprintln!("an async wait parked after a blocking one was never woken");
+        return false;
+    }
+    // (2) An async wait parks, then a blocking one comes and goes.
+    let mut all: Wait = Box::pin(cache.wait_for_async(len));
+    let parked = all.as_mut().poll(&mut cx).is_pending();
+    cache.wait_for(len * 3 / 4).unwrap();
+    // Not polled again before a wake-up (a poll would itself wake the mirror thread).
+    if woken.recv_timeout(Duration::from_secs(30)).is_err() || !until_ready(&mut all, &mut cx) {
+        eprintln!("an async wait left alone by a blocking one was never woken");
+        return false;
+    }
+    parked && is_pattern(0, cache.slice(..).unwrap())
 }
 
 /// A child of this binary doing `what` on the entry `key` of `dir`.
@@ -731,6 +781,66 @@ fn a_wait_in_one_process_is_woken_by_a_publish_in_another() {
         .recv_timeout(common::HANG_GUARD)
         .expect("the reader was not woken by the writer's publishes");
     assert!(report.ok && report.delivered == 0, "{report:?}");
+    drop(writer);
+}
+
+/// A reader process's async waits are served while its blocking waits come and go (the
+/// threads that wait mirror by themselves, the mirror thread keeps quiet meanwhile: see
+/// [`async_waits_served`]). The writer, here, starts once the child has its first waits
+/// ready, 64 chunks 5 ms apart; the child's sleeps last 10 minutes unless something wakes them.
+#[cfg(target_os = "linux")]
+#[test]
+fn async_waits_in_a_reader_are_woken_as_its_blocking_waits_come_and_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 4 * MIB;
+    let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let opened = Arc::clone(&gate);
+    let writer = builder(dir.path(), "async")
+        .spawn_ranged(len, move |range: Range<u64>| {
+            let (open, opens) = &*opened;
+            let _open = opens
+                .wait_while(open.lock().unwrap(), |open| !*open)
+                .unwrap();
+            Ok(PatternPart {
+                at: range.start,
+                end: range.end,
+                pace: Duration::from_millis(5),
+                delivered: Arc::new(AtomicU64::new(0)),
+            })
+        })
+        .unwrap();
+    let mut reader = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("SC_CHILD", "async")
+        .env("SC_DIR", dir.path())
+        .env("SC_KEY", "async")
+        .env("SC_LEN", len.to_string())
+        .env("SC_PACE_US", "0")
+        .env("STREAMCACHE_TEST_LIVENESS_MS", "600000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(reader.stderr.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("READY"));
+    assert!(ready, "the child never got ready");
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    // The rest of its stderr, for the report if it fails.
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(report_of(reader)));
+    let report = result
+        .recv_timeout(common::HANG_GUARD)
+        .expect("the reader's async waits were never served");
+    assert!(
+        report.ok && report.delivered == 0,
+        "{report:?}: {:?}",
+        rest.join().unwrap()
+    );
     drop(writer);
 }
 

@@ -41,6 +41,27 @@ impl Entry {
     pub(crate) fn mirror(&self, _mark: &Watermark) {
         match *self {}
     }
+    pub(crate) fn catch_up(&self, _mark: &Watermark) {
+        match *self {}
+    }
+    pub(crate) fn wait(
+        &self,
+        _mark: &Watermark,
+        _start: u64,
+        _target: u64,
+        _deadline: Option<std::time::Instant>,
+    ) -> Option<io::Result<Option<u64>>> {
+        match *self {}
+    }
+    pub(crate) fn parked(&self) {
+        match *self {}
+    }
+    pub(crate) fn kick(&self) {
+        match *self {}
+    }
+    pub(crate) fn wake_waiters(&self) {
+        match *self {}
+    }
 }
 
 pub(crate) fn open_entry(_wanted: &Wanted<'_>) -> io::Result<(Entry, MmapRaw, u64, Role)> {

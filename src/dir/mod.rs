@@ -7,6 +7,7 @@
 //! - `evict.rs`: `cache_limit`, least recently used unused entries removed.
 //! - `protocol.rs`: the publish-and-wake protocol, checked under loom.
 //! - `wanted.rs`: what a cache asks for, and its role.
+//! - `handoff.rs`: who mirrors a reader process: its waiting threads, or its mirror thread.
 //! - this file: [`Entry`], what a cache keeps of its entry, and [`run`], its filler thread:
 //!   the writer fills the entry as any ranged stream is filled and marks each block in the
 //!   span map as it completes; a reader mirrors the span map into its own watermark, woken
@@ -14,9 +15,13 @@
 //!   far reads for the writer to fetch, and takes over when the writer's lock comes free.
 //!
 //! The watermark stays the one place that decides who waits and who is woken: in a reader,
-//! the mirror is the only writer of the watermark, and publishes what the entry has.
+//! the mirror is the only writer of the watermark, and publishes what the entry has. A thread
+//! of a reader process that waits mirrors by itself, asleep on the futex ([`Entry::wait`]),
+//! while the mirror thread keeps quiet (`handoff.rs`); any look at the stream's progress
+//! catches up first ([`Entry::catch_up`]), so that nothing a reader sees lags the entry.
 
 mod evict;
+pub(crate) mod handoff;
 mod layout;
 mod lock;
 mod open;
@@ -37,7 +42,7 @@ use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub(crate) use wanted::{Role, Wanted};
 
@@ -104,9 +109,19 @@ pub(crate) struct Entry {
     lock_path: std::path::PathBuf,
     /// Far reads waiting for a free request slot.
     pending: Mutex<VecDeque<u64>>,
-    /// The span map's words as this process's watermark has them (a reader's mirror).
+    /// The span map's words as this process's watermark has them (a reader's mirror). Held
+    /// until the blocks new in it are published in the watermark: a thread that finds nothing
+    /// new may then trust the watermark to have all that the span map had.
     mirrored: Mutex<Vec<u64>>,
+    /// The publish word a completed mirror loaded before it looked, plus [`SEEN`]: while the
+    /// word still holds it, there is nothing new to mirror ([`Entry::catch_up`]). 0: none yet.
+    mirrored_publish: AtomicU64,
+    /// Whether this process's waiting threads mirror, or its mirror thread (`handoff.rs`).
+    handoff: handoff::Handoff,
 }
+
+/// Marks a value in [`Entry::mirrored_publish`] (a publish word of 0 is a value too).
+const SEEN: u64 = 1 << 32;
 
 impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,6 +157,8 @@ pub(crate) fn open_entry(wanted: &Wanted<'_>) -> io::Result<(Entry, MmapRaw, u64
         lock_path: opened.path.with_extension("lock"),
         pending: Mutex::new(VecDeque::new()),
         mirrored: Mutex::new(vec![0; words]),
+        mirrored_publish: AtomicU64::new(0),
+        handoff: handoff::Handoff::new(),
     };
     Ok((entry, opened.map, opened.layout.data_at, opened.role))
 }
@@ -217,8 +234,9 @@ impl Entry {
 
     /// Publishes in `mark` every block the span map has that this process's watermark does
     /// not yet: a reader's view of the writer's progress, and a new writer's of its
-    /// predecessors'. Only the mirror writes a reader's watermark.
+    /// predecessors'. Only mirrors write a reader's watermark.
     pub(crate) fn mirror(&self, mark: &Watermark) {
+        let seen = self.view.live().publish.load(Ordering::Acquire);
         let layout = &self.view.layout;
         let mut mirrored = self.mirrored.lock();
         let mut runs: Vec<(u64, u64)> = Vec::new();
@@ -229,7 +247,6 @@ impl Entry {
                 _ => runs.push((block.start, block.end)),
             }
         });
-        drop(mirrored);
         for (start, end) in runs {
             // Claimed for the mirror, then published; any part present already (written by
             // a writer of this process) stays as it is.
@@ -246,6 +263,91 @@ impl Entry {
                 }
             }
         }
+        // Release, after the watermark's publishes: a thread that skips the mirror on it
+        // (Acquire) sees them.
+        self.mirrored_publish
+            .store(u64::from(seen) | SEEN, Ordering::Release);
+    }
+
+    /// A reader: [`mirror`](Self::mirror), unless no publish came since the last one (one
+    /// load: this runs on every look at the progress), and the requests waiting for a slot
+    /// posted. A writer's watermark is its own.
+    pub(crate) fn catch_up(&self, mark: &Watermark) {
+        if !self.is_reader() {
+            return;
+        }
+        let seen = self.view.live().publish.load(Ordering::Acquire);
+        // A writer bumps the word after every bit it sets (`protocol.rs`): the same word
+        // means no bit set since the mirror that loaded it, whose blocks are in `mark`.
+        if self.mirrored_publish.load(Ordering::Acquire) != u64::from(seen) | SEEN {
+            self.mirror(mark);
+        }
+        let mut pending = self.pending.lock();
+        if !pending.is_empty() {
+            self.post_pending(&mut pending);
+        }
+    }
+
+    /// A reader's thread waits for `[start, target)` (as [`Watermark::wait_range`]) by itself:
+    /// asleep on the publish futex, it mirrors when a publish wakes it, while the mirror
+    /// thread keeps quiet (`handoff.rs`). `None` once this process is the writer (it took
+    /// over): the caller waits on the watermark, which this process's writer publishes to.
+    pub(crate) fn wait(
+        &self,
+        mark: &Watermark,
+        start: u64,
+        target: u64,
+        deadline: Option<Instant>,
+    ) -> Option<io::Result<Option<u64>>> {
+        let live = self.view.live();
+        self.handoff.enter();
+        let result = loop {
+            if !self.is_reader() {
+                break None;
+            }
+            // Loaded before the look, as in `protocol::round`: a publish after it changes the
+            // word, and the sleep below returns at once.
+            let seen = live.publish.load(Ordering::Acquire);
+            self.catch_up(mark);
+            if let Some(ready) = mark.try_ready(start, target) {
+                break Some(ready.map(Some));
+            }
+            if live.sealed.load(Ordering::Acquire) == 1 {
+                // The writer stopped with bytes missing: the mirror thread takes over now.
+                self.handoff.kick();
+            }
+            let step = match deadline {
+                None => liveness(),
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(liveness()),
+                    _ => break Some(Ok(None)),
+                },
+            };
+            wake::wait(&live.publish, seen, step);
+        };
+        self.handoff
+            .leave(|| !mark.is_filling() || mark.waiter_count() > 0);
+        result
+    }
+
+    /// An async waiter registered with `mark` in a reader: the mirror thread serves it
+    /// unless threads wait (`handoff.rs`).
+    pub(crate) fn parked(&self) {
+        if self.is_reader() {
+            self.handoff.parked();
+        }
+    }
+
+    /// The mirror thread looks now: the last handle dropped, or the stream ended.
+    pub(crate) fn kick(&self) {
+        self.handoff.kick();
+    }
+
+    /// The filler thread ended (the stream complete, failed, or cancelled): every thread
+    /// asleep on the publish futex looks again, and finds the watermark decided. The word is
+    /// bumped, as by a publish, so that a thread about to sleep does not sleep through it.
+    pub(crate) fn wake_waiters(&self) {
+        protocol::announce(&self.view.live().publish, &Futex);
     }
 
     /// A reader whose writer is gone (its lock free): may become the writer.
@@ -300,10 +402,18 @@ pub(crate) fn run(shared: &Arc<Shared>) -> io::Result<()> {
     if entry.is_reader() {
         loop {
             let mut step = Step::Wait;
-            protocol::round(&live.publish, &Futex, || {
+            if entry.handoff.quiet() {
+                // Threads here wait and mirror by themselves: off the futex (`handoff.rs`).
                 step = reader_step(shared, entry);
-                matches!(step, Step::Wait)
-            });
+                if matches!(step, Step::Wait) {
+                    entry.handoff.sleep(Instant::now() + liveness());
+                }
+            } else {
+                protocol::round(&live.publish, &Futex, || {
+                    step = reader_step(shared, entry);
+                    matches!(step, Step::Wait)
+                });
+            }
             match step {
                 Step::Wait => {}
                 Step::Over(outcome) => return outcome,
