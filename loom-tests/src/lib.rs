@@ -3,8 +3,9 @@
 //!
 //! This crate holds no copy of the protocol: with `--cfg streamcache_loom` it compiles the very
 //! files that ship, `src/sync.rs`, `src/status.rs`, `src/ranges.rs`, `src/watermark.rs`, the async waiter
-//! `src/wait_async.rs` and a shared entry's publish-and-wake protocol `src/dir/protocol.rs`,
-//! and `sync.rs` then hands `watermark.rs` loom's atomics, mutex, condition variable and `Arc`
+//! `src/wait_async.rs`, a shared entry's publish-and-wake protocol `src/dir/protocol.rs`
+//! and its hand-off between a reader process's waiting threads and mirror thread
+//! `src/dir/handoff.rs`, and `sync.rs` then hands `watermark.rs` loom's atomics, mutex, condition variable and `Arc`
 //! instead of std's and parking_lot's. The models live in `models.rs` (inside this crate, because the watermark's items
 //! are `pub(crate)`), and those of the shared entry in `shared_entry.rs`.
 //!
@@ -49,6 +50,11 @@ mod wait_async;
 #[allow(dead_code)]
 #[path = "../../src/dir/protocol.rs"]
 mod protocol;
+
+#[cfg(streamcache_loom)]
+#[allow(dead_code)]
+#[path = "../../src/dir/handoff.rs"]
+mod handoff;
 
 #[cfg(all(test, streamcache_loom))]
 mod models;
