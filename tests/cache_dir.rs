@@ -184,7 +184,22 @@ fn async_waits_served(cache: &StreamCache, len: u64) -> bool {
 
 /// A child of this binary doing `what` on the entry `key` of `dir`.
 fn spawn_child(dir: &Path, key: &str, len: u64, pace: Duration, what: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
+    child_command(dir, key, len, pace, what).spawn().unwrap()
+}
+
+/// A child whose sleeps on the entry last 10 minutes unless a publish (or a kick) wakes them:
+/// a wake-up that does not come shows as a hang past the guard.
+#[cfg(target_os = "linux")]
+fn spawn_unwoken_child(dir: &Path, key: &str, len: u64, what: &str) -> Child {
+    child_command(dir, key, len, Duration::ZERO, what)
+        .env("STREAMCACHE_TEST_LIVENESS_MS", "600000")
+        .spawn()
+        .unwrap()
+}
+
+fn child_command(dir: &Path, key: &str, len: u64, pace: Duration, what: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env("SC_CHILD", what)
         .env("SC_DIR", dir)
@@ -199,9 +214,8 @@ fn spawn_child(dir: &Path, key: &str, len: u64, pace: Duration, what: &str) -> C
         )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::piped());
+    command
 }
 
 /// A child's report.
@@ -763,18 +777,7 @@ fn a_wait_in_one_process_is_woken_by_a_publish_in_another() {
     // The writer here, in this process, 64 chunks of 64 KiB 5 ms apart: every block the
     // reader needs comes after it started waiting.
     let (writer, _) = cache(dir.path(), "woken", len, Duration::from_millis(5));
-    let reader = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env("SC_CHILD", "all")
-        .env("SC_DIR", dir.path())
-        .env("SC_KEY", "woken")
-        .env("SC_LEN", len.to_string())
-        .env("SC_PACE_US", "0")
-        .env("STREAMCACHE_TEST_LIVENESS_MS", "600000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let reader = spawn_unwoken_child(dir.path(), "woken", len, "all");
     let (done, result) = std::sync::mpsc::channel();
     std::thread::spawn(move || done.send(report_of(reader)));
     let report = result
@@ -809,18 +812,7 @@ fn async_waits_in_a_reader_are_woken_as_its_blocking_waits_come_and_go() {
             })
         })
         .unwrap();
-    let mut reader = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env("SC_CHILD", "async")
-        .env("SC_DIR", dir.path())
-        .env("SC_KEY", "async")
-        .env("SC_LEN", len.to_string())
-        .env("SC_PACE_US", "0")
-        .env("STREAMCACHE_TEST_LIVENESS_MS", "600000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut reader = spawn_unwoken_child(dir.path(), "async", len, "async");
     let mut lines = BufReader::new(reader.stderr.take().unwrap()).lines();
     let ready = lines
         .by_ref()
