@@ -440,8 +440,12 @@ fn a_span_showing_a_changed_source_fails_the_stream_never_a_splice() {
             .find(|o| !present.iter().any(|r| r.contains(o)))
             .expect("a missing byte");
         let mut buf = [0u8; 1];
-        let err = cache.read_at(gap, &mut buf).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+        match cache.read_at(gap, &mut buf) {
+            Err(err) => assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}"),
+            // A lane still answering with the old version published it after `present`
+            // looked (seen once on a loaded i686 run): the old byte, never the new one.
+            Ok(n) => assert_eq!(buf[..n], old[gap as usize..][..n], "{gap}: the old version"),
+        }
     });
 }
 
