@@ -35,12 +35,10 @@ pub(crate) fn run<S: Source>(shared: Arc<Shared>, open: impl FnOnce(&Arc<Shared>
 
 /// The filler thread of a ranged source: its sequential fill (`ranged.rs`).
 pub(crate) fn run_ranged(shared: Arc<Shared>) {
-    if shared.entry.is_some() {
+    if let Some(entry) = &shared.entry {
         // A shared entry: its writer fills it, its readers mirror it (`src/dir/`).
         finish(&shared, || crate::dir::run(&shared));
-        if let Some(entry) = &shared.entry {
-            entry.wake_waiters(); // Threads asleep on the entry's futex find it decided.
-        }
+        entry.wake_waiters(); // Threads asleep on the entry's futex find it decided.
     } else {
         finish(&shared, || crate::ranged::fill(&shared));
     }

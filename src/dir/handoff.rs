@@ -6,7 +6,7 @@
 //! condition variable's would be two. While such threads wait, the mirror thread keeps
 //! quiet: a second sleeper on the futex would be woken by every publish too, and on a machine
 //! with few cores would take a CPU from the thread that needs it (measured: a cross-process
-//! wake 2.1-2.7× an in-process one with it awake, about 1.05× with it quiet).
+//! wake 2.1-2.7× an in-process one with it awake, 0.87-1.25× with it quiet).
 //!
 //! Quiet, the mirror thread sleeps on a local condition variable, for at most the liveness
 //! step (it still looks for a dead writer). It is kicked awake, to sleep on the futex again,

@@ -269,9 +269,9 @@ impl Entry {
             .store(u64::from(seen) | SEEN, Ordering::Release);
     }
 
-    /// A reader: [`mirror`](Self::mirror), unless no publish came since the last one (one
-    /// load: this runs on every look at the progress), and the requests waiting for a slot
-    /// posted. A writer's watermark is its own.
+    /// A reader: [`mirror`](Self::mirror) and the requests waiting for a slot posted, unless
+    /// no publish came since the last mirror (then one load: this runs on every look at the
+    /// progress). A writer's watermark is its own.
     pub(crate) fn catch_up(&self, mark: &Watermark) {
         if !self.is_reader() {
             return;
@@ -279,9 +279,12 @@ impl Entry {
         let seen = self.view.live().publish.load(Ordering::Acquire);
         // A writer bumps the word after every bit it sets (`protocol.rs`): the same word
         // means no bit set since the mirror that loaded it, whose blocks are in `mark`.
-        if self.mirrored_publish.load(Ordering::Acquire) != u64::from(seen) | SEEN {
-            self.mirror(mark);
+        if self.mirrored_publish.load(Ordering::Acquire) == u64::from(seen) | SEEN {
+            return;
         }
+        self.mirror(mark);
+        // A publish may come with request slots freed; the mirror thread also looks at each
+        // liveness step.
         let mut pending = self.pending.lock();
         if !pending.is_empty() {
             self.post_pending(&mut pending);
